@@ -1,0 +1,495 @@
+//! `/v1/chat/completions`: request, response and streaming chunk.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+}
+
+impl Role {
+    /// The role name as templates and the wire see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::Developer => "developer",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+/// One content part of a message given as an array. Only `text` parts are served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContentPart {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// A message's content: a string, or an array of parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MessageContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+impl MessageContent {
+    /// The text of the content; parts are joined without separator, as OpenAI does.
+    pub fn text(&self) -> String {
+        match self {
+            MessageContent::Text(s) => s.clone(),
+            MessageContent::Parts(parts) => {
+                parts.iter().filter_map(|p| p.text.as_deref()).collect()
+            }
+        }
+    }
+}
+
+impl From<&str> for MessageContent {
+    fn from(s: &str) -> Self {
+        MessageContent::Text(s.to_owned())
+    }
+}
+
+impl From<String> for MessageContent {
+    fn from(s: String) -> Self {
+        MessageContent::Text(s)
+    }
+}
+
+/// One message of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    #[serde(default)]
+    pub content: Option<MessageContent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Accepted so tool-using conversations deserialize; handed to the chat template as-is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    /// A message with a role and text content.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role,
+            content: Some(MessageContent::Text(content.into())),
+            name: None,
+            tool_calls: None,
+            tool_call_id: None,
+        }
+    }
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new(Role::System, content)
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new(Role::User, content)
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new(Role::Assistant, content)
+    }
+    /// The message text ("" when content is null).
+    pub fn text(&self) -> String {
+        self.content
+            .as_ref()
+            .map(MessageContent::text)
+            .unwrap_or_default()
+    }
+}
+
+/// `stop`: one string or a list of up to 4.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StopSequences {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StopSequences {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            StopSequences::One(s) => vec![s.clone()],
+            StopSequences::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `stream_options`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+/// The body of `POST /v1/chat/completions`. Fields that OpenAI clients send and the engine does
+/// not act on (`tools`, `response_format`, `metadata` ...) are accepted and ignored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatCompletionRequest {
+    /// The service's access name, e.g. `u-8105f7322477/test`.
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopSequences>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+    /// Token id (as a string, as in OpenAI's JSON) to a bias from -100 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_bias: Option<BTreeMap<String, f32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    /// llama.cpp extra: keep only the k most likely tokens (0 disables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<i32>,
+    /// llama.cpp extra: drop tokens below `min_p` times the top probability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_p: Option<f32>,
+    /// llama.cpp extra: multiplicative penalty on repeated tokens (1.0 disables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_penalty: Option<f32>,
+}
+
+/// Most choices a request may ask for with `n`.
+pub const MAX_CHOICES: u32 = 16;
+/// Most stop sequences a request may give, as OpenAI allows.
+pub const MAX_STOP_SEQUENCES: usize = 4;
+
+impl ChatCompletionRequest {
+    /// A request for `model` with these messages and every other field at its default.
+    pub fn new(model: impl Into<String>, messages: Vec<ChatMessage>) -> Self {
+        ChatCompletionRequest {
+            model: model.into(),
+            messages,
+            ..Default::default()
+        }
+    }
+
+    /// Parses a JSON body; a malformed field is reported with its path as `param`.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let param = (path != ".").then_some(path);
+            let message = match &param {
+                Some(p) => format!("Invalid value for `{p}`: {inner}"),
+                None => format!("Invalid request body: {inner}"),
+            };
+            Error::InvalidRequest { message, param }
+        })
+    }
+
+    /// Whether the caller asked for a stream.
+    pub fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// The completion budget: `max_completion_tokens`, else `max_tokens`.
+    pub fn completion_limit(&self) -> Option<u32> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+
+    /// The stop sequences, empty ones dropped.
+    pub fn stop_sequences(&self) -> Vec<String> {
+        let mut v = self
+            .stop
+            .as_ref()
+            .map(StopSequences::to_vec)
+            .unwrap_or_default();
+        v.retain(|s| !s.is_empty());
+        v
+    }
+
+    /// Checks every parameter's value; the error names the first one at fault.
+    pub fn validate(&self) -> Result<()> {
+        if self.model.trim().is_empty() {
+            return Err(Error::invalid(
+                "model",
+                "`model` must name a deployed service's access name.",
+            ));
+        }
+        if self.messages.is_empty() {
+            return Err(Error::invalid(
+                "messages",
+                "`messages` must contain at least one message.",
+            ));
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            if let Some(MessageContent::Parts(parts)) = &m.content {
+                for (j, p) in parts.iter().enumerate() {
+                    if p.kind != "text" || p.text.is_none() {
+                        return Err(Error::invalid(
+                            format!("messages[{i}].content[{j}]"),
+                            format!(
+                                "Content parts of type `{}` are not supported; only `text` parts with a `text` field are.",
+                                p.kind
+                            ),
+                        ));
+                    }
+                }
+            }
+            if m.content.is_none() && m.role != Role::Assistant {
+                return Err(Error::invalid(
+                    format!("messages[{i}].content"),
+                    format!(
+                        "`messages[{i}].content` is required for role `{}`.",
+                        m.role.as_str()
+                    ),
+                ));
+            }
+        }
+        check_range("temperature", self.temperature, 0.0, 2.0)?;
+        check_range("top_p", self.top_p, 0.0, 1.0)?;
+        check_range("presence_penalty", self.presence_penalty, -2.0, 2.0)?;
+        check_range("frequency_penalty", self.frequency_penalty, -2.0, 2.0)?;
+        check_range("min_p", self.min_p, 0.0, 1.0)?;
+        if let Some(r) = self.repeat_penalty {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(Error::invalid(
+                    "repeat_penalty",
+                    format!("`repeat_penalty` must be greater than 0, got {r}."),
+                ));
+            }
+        }
+        if let Some(k) = self.top_k {
+            if k < 0 {
+                return Err(Error::invalid(
+                    "top_k",
+                    format!("`top_k` must be 0 (disabled) or more, got {k}."),
+                ));
+            }
+        }
+        for (name, v) in [
+            ("max_tokens", self.max_tokens),
+            ("max_completion_tokens", self.max_completion_tokens),
+        ] {
+            if v == Some(0) {
+                return Err(Error::invalid(
+                    name,
+                    format!("`{name}` must be at least 1."),
+                ));
+            }
+        }
+        if let Some(n) = self.n {
+            if !(1..=MAX_CHOICES).contains(&n) {
+                return Err(Error::invalid(
+                    "n",
+                    format!("`n` must be between 1 and {MAX_CHOICES}, got {n}."),
+                ));
+            }
+        }
+        if let Some(stop) = &self.stop {
+            if stop.to_vec().len() > MAX_STOP_SEQUENCES {
+                return Err(Error::invalid(
+                    "stop",
+                    format!("`stop` takes at most {MAX_STOP_SEQUENCES} sequences."),
+                ));
+            }
+        }
+        if let Some(bias) = &self.logit_bias {
+            for (token, value) in bias {
+                if token.parse::<u32>().is_err() {
+                    return Err(Error::invalid(
+                        "logit_bias",
+                        format!("`logit_bias` keys must be token ids, got `{token}`."),
+                    ));
+                }
+                if !(-100.0..=100.0).contains(value) {
+                    return Err(Error::invalid(
+                        "logit_bias",
+                        format!("`logit_bias` values must be between -100 and 100, got {value}."),
+                    ));
+                }
+            }
+        }
+        if self.stream_options.is_some() && !self.is_stream() {
+            return Err(Error::invalid(
+                "stream_options",
+                "`stream_options` is only allowed when `stream` is true.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_range(name: &str, value: Option<f32>, min: f32, max: f32) -> Result<()> {
+    match value {
+        Some(v) if !(v.is_finite() && (min..=max).contains(&v)) => Err(Error::invalid(
+            name,
+            format!("`{name}` must be between {min} and {max}, got {v}."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Why a choice stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended its turn or a stop sequence matched.
+    Stop,
+    /// `max_tokens` or the context length was reached.
+    Length,
+}
+
+/// Token counts of one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+}
+
+impl Usage {
+    pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+        }
+    }
+}
+
+/// The assistant's reply in a [`Choice`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssistantMessage {
+    pub role: Role,
+    pub content: Option<String>,
+}
+
+/// One generated answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    pub finish_reason: FinishReason,
+    /// Always null: log probabilities are not computed.
+    pub logprobs: Option<serde_json::Value>,
+}
+
+/// The response of a non-streamed chat completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatCompletion {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<Choice>,
+    pub usage: Usage,
+}
+
+/// The incremental message of a [`ChunkChoice`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// One choice's part of a streamed chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkChoice {
+    pub index: u32,
+    pub delta: Delta,
+    pub finish_reason: Option<FinishReason>,
+    pub logprobs: Option<serde_json::Value>,
+}
+
+/// One event of a streamed chat completion (`chat.completion.chunk`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatCompletionChunk {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<ChunkChoice>,
+    /// Set only on the final chunk when `stream_options.include_usage` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+impl ChatCompletion {
+    pub const OBJECT: &'static str = "chat.completion";
+}
+
+impl ChatCompletionChunk {
+    pub const OBJECT: &'static str = "chat.completion.chunk";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_names_the_parameter() {
+        let err = ChatCompletionRequest::from_json(
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":"hot"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.param(), Some("temperature"));
+        let err = ChatCompletionRequest::from_json(
+            r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.param(), Some("messages[0].role"));
+        let err = ChatCompletionRequest::from_json("{not json").unwrap_err();
+        assert_eq!(err.param(), None);
+    }
+
+    #[test]
+    fn validation_names_the_parameter() {
+        let ok = ChatCompletionRequest::new("m", vec![ChatMessage::user("hi")]);
+        ok.validate().unwrap();
+        let bad = ChatCompletionRequest {
+            temperature: Some(3.0),
+            ..ok.clone()
+        };
+        assert_eq!(bad.validate().unwrap_err().param(), Some("temperature"));
+        let empty = ChatCompletionRequest {
+            messages: vec![],
+            ..ok.clone()
+        };
+        assert_eq!(empty.validate().unwrap_err().param(), Some("messages"));
+        let unknown_fields_ok = ChatCompletionRequest::from_json(
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"tools":[],"response_format":{"type":"text"}}"#,
+        )
+        .unwrap();
+        assert_eq!(unknown_fields_ok.messages[0].text(), "a");
+    }
+}

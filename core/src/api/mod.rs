@@ -1,0 +1,20 @@
+//! The OpenAI wire types, declared once for every surface (serde).
+//!
+//! `chat` holds `/v1/chat/completions`, `models` holds `/v1/models`, and `services` holds the
+//! model-service management objects of the product page (spec, info, status).
+
+pub mod chat;
+pub mod models;
+pub mod services;
+
+pub use chat::*;
+pub use models::*;
+pub use services::*;
+
+/// Seconds since the Unix epoch, as OpenAI's `created` fields carry it.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,11 @@
+//! Identifiers: service IDs (for usage tracking) and completion IDs.
+
+/// A new service ID, e.g. `svc-1d033c426254417b7b0675303b1d300`.
+pub(crate) fn service_id() -> String {
+    format!("svc-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A new completion ID, as OpenAI's `chatcmpl-...`.
+pub(crate) fn completion_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+}

@@ -1,0 +1,451 @@
+//! One instance: a worker thread that owns one llama context with several sequence slots.
+//! Each step decodes ONE batch holding the next token of every generating sequence and
+//! prompt chunks of newly admitted ones (continuous batching).
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use parking_lot::Mutex;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::api::{EngineStats, FinishReason};
+use crate::backend::backend;
+use crate::detokenize::Utf8Decoder;
+use crate::error::{Error, Result};
+use crate::pool::{common_prefix, Pool};
+use crate::sampling::SamplingParams;
+use crate::stop::StopMatcher;
+
+/// What a request's stream receives from its instance.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Newly generated text (never part of a stop sequence, never a split character).
+    Text(String),
+    /// The sequence ended.
+    Done {
+        finish: FinishReason,
+        completion_tokens: u32,
+    },
+    /// The sequence could not be completed.
+    Failed(Error),
+}
+
+/// One sequence to generate.
+pub(crate) struct Job {
+    pub prompt: Arc<[LlamaToken]>,
+    pub sampling: SamplingParams,
+    /// Most tokens to generate (already capped by the slot's context).
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+    pub events: UnboundedSender<Event>,
+}
+
+/// Counters shared by a service's instances.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub prompt_tokens: AtomicU64,
+    pub completion_tokens: AtomicU64,
+    pub decode_steps: AtomicU64,
+    pub tokens_decoded: AtomicU64,
+    pub peak_batch_sequences: AtomicU64,
+    pub prompt_tokens_reused: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn stats(&self) -> EngineStats {
+        EngineStats {
+            decode_steps: self.decode_steps.load(Ordering::Relaxed),
+            tokens_decoded: self.tokens_decoded.load(Ordering::Relaxed),
+            peak_batch_sequences: self.peak_batch_sequences.load(Ordering::Relaxed),
+            prompt_tokens_reused: self.prompt_tokens_reused.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How to build an instance's context.
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceConfig {
+    pub slots: usize,
+    /// Context length of each slot.
+    pub slot_context: u32,
+    pub threads: usize,
+    /// Most tokens in one decode step.
+    pub batch_size: u32,
+}
+
+/// Everything a worker needs besides its inbox.
+pub(crate) struct InstanceShared {
+    pub model: Arc<LlamaModel>,
+    pub pool: Arc<Pool>,
+    pub counters: Arc<Counters>,
+    /// llama.cpp requires contexts of one model to be created one at a time.
+    pub context_lock: Arc<Mutex<()>>,
+}
+
+/// Starts an instance's thread and waits until its context exists (or failed to).
+pub(crate) fn spawn(
+    id: usize,
+    name: &str,
+    config: InstanceConfig,
+    shared: InstanceShared,
+    inbox: Receiver<Job>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+    let thread = std::thread::Builder::new()
+        .name(format!("modelservice {name}#{id}"))
+        .spawn(move || {
+            let InstanceShared {
+                model,
+                pool,
+                counters,
+                context_lock,
+            } = shared;
+            let ctx = {
+                let _serialized = context_lock.lock();
+                new_context(&model, &config)
+            };
+            let mut ctx = match ctx {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let mut worker = Worker::new(id, &model, &config, pool, counters);
+            worker.run(&mut ctx, inbox);
+        })
+        .map_err(|e| Error::internal(format!("cannot start an instance thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(thread),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(Error::internal(
+            "the instance thread stopped while creating its context",
+        )),
+    }
+}
+
+fn new_context<'m>(model: &'m LlamaModel, config: &InstanceConfig) -> Result<LlamaContext<'m>> {
+    let n_ctx = config.slot_context * config.slots as u32;
+    let threads = i32::try_from(config.threads).unwrap_or(i32::MAX);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(config.batch_size)
+        .with_n_ubatch(config.batch_size)
+        .with_n_seq_max(config.slots as u32)
+        // Each slot gets its own n_ctx / n_seq_max cells, so one long request cannot starve others.
+        .with_kv_unified(false)
+        // Keep sliding-window layers whole, so a cached prefix can always be reused.
+        .with_swa_full(true)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    model.new_context(backend()?, params).map_err(|e| {
+        Error::internal(format!(
+            "cannot create a llama context of {n_ctx} tokens: {e}"
+        ))
+    })
+}
+
+/// A request being served by a slot.
+struct Active {
+    job: Job,
+    /// Next prompt token to feed; equal to the prompt length once the prompt is decoded.
+    prompt_pos: usize,
+    sampler: LlamaSampler,
+    decoder: Utf8Decoder,
+    stop: StopMatcher,
+    generated: u32,
+    /// The last sampled token, to be decoded in the next step.
+    next_token: Option<LlamaToken>,
+    /// Where this slot's logits are in the current batch.
+    logits_at: Option<i32>,
+}
+
+struct Slot {
+    seq: i32,
+    /// Tokens whose keys and values are in this sequence's cache, in order.
+    cached: Vec<LlamaToken>,
+    active: Option<Active>,
+}
+
+struct Worker<'m> {
+    id: usize,
+    model: &'m LlamaModel,
+    slots: Vec<Slot>,
+    slot_context: usize,
+    batch_size: usize,
+    pool: Arc<Pool>,
+    counters: Arc<Counters>,
+    /// Slot indices in the order their requests arrived (prompt chunks are fed in this order).
+    arrival: Vec<usize>,
+}
+
+impl<'m> Worker<'m> {
+    fn new(
+        id: usize,
+        model: &'m LlamaModel,
+        config: &InstanceConfig,
+        pool: Arc<Pool>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Worker {
+            id,
+            model,
+            slots: (0..config.slots)
+                .map(|i| Slot {
+                    seq: i as i32,
+                    cached: Vec::new(),
+                    active: None,
+                })
+                .collect(),
+            slot_context: config.slot_context as usize,
+            batch_size: config.batch_size as usize,
+            pool,
+            counters,
+            arrival: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, ctx: &mut LlamaContext<'_>, inbox: Receiver<Job>) {
+        let mut batch = LlamaBatch::new(self.batch_size, self.slots.len() as i32);
+        let mut inbox_open = true;
+        loop {
+            // Admit new requests: block only when there is nothing to do.
+            if self.arrival.is_empty() {
+                if !inbox_open {
+                    return;
+                }
+                match inbox.recv() {
+                    Ok(job) => self.admit(ctx, job),
+                    Err(_) => return,
+                }
+            }
+            while inbox_open && self.arrival.len() < self.slots.len() {
+                match inbox.try_recv() {
+                    Ok(job) => self.admit(ctx, job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => inbox_open = false,
+                }
+            }
+            self.drop_cancelled();
+            if self.arrival.is_empty() {
+                continue;
+            }
+            self.step(ctx, &mut batch);
+        }
+    }
+
+    /// Puts a job in the idle slot whose cache shares the longest prefix with its prompt.
+    fn admit(&mut self, ctx: &mut LlamaContext<'_>, job: Job) {
+        let (index, shared) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.active.is_none())
+            .map(|(i, s)| (i, common_prefix(&s.cached, &job.prompt)))
+            .max_by_key(|&(_, n)| n)
+            .expect("the pool only sends jobs to instances with a free slot");
+        let slot = &mut self.slots[index];
+        // At least the last prompt token is decoded again: its logits start the generation.
+        let mut reuse = shared.min(job.prompt.len().saturating_sub(1));
+        if ctx
+            .kv_cache_seq_rm(slot.seq, Some(reuse as u32), None)
+            .is_err()
+            || ctx.kv_cache_seq_pos_min(slot.seq) > 0
+        {
+            let _ = ctx.kv_cache_seq_rm(slot.seq, None, None);
+            reuse = 0;
+        }
+        slot.cached.truncate(reuse);
+        self.counters
+            .prompt_tokens_reused
+            .fetch_add(reuse as u64, Ordering::Relaxed);
+        let sampler = job.sampling.build(self.model);
+        slot.active = Some(Active {
+            stop: StopMatcher::new(job.stop.clone()),
+            job,
+            prompt_pos: reuse,
+            sampler,
+            decoder: Utf8Decoder::default(),
+            generated: 0,
+            next_token: None,
+            logits_at: None,
+        });
+        self.arrival.push(index);
+    }
+
+    /// Frees the slots of requests whose caller went away.
+    fn drop_cancelled(&mut self) {
+        let cancelled: Vec<usize> = self
+            .arrival
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.slots[i]
+                    .active
+                    .as_ref()
+                    .is_some_and(|a| a.job.events.is_closed())
+            })
+            .collect();
+        for i in cancelled {
+            self.finish(i, None);
+        }
+    }
+
+    /// One decode step over every active slot, then one sampled token per slot that has logits.
+    fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) {
+        batch.clear();
+        let mut sequences = 0u64;
+        // Generating sequences first: one token each keeps every stream moving.
+        for &i in &self.arrival {
+            let slot = &mut self.slots[i];
+            let active = slot.active.as_mut().expect("arrival lists active slots");
+            active.logits_at = None;
+            if let Some(token) = active.next_token.take() {
+                active.logits_at = Some(batch.n_tokens());
+                batch
+                    .add(token, slot.cached.len() as i32, &[slot.seq], true)
+                    .expect("batch holds one token per slot");
+                slot.cached.push(token);
+                sequences += 1;
+            }
+        }
+        // Then prompt chunks, oldest request first, as far as the batch has room.
+        for &i in &self.arrival {
+            let room = self.batch_size - batch.n_tokens() as usize;
+            let slot = &mut self.slots[i];
+            let active = slot.active.as_mut().expect("arrival lists active slots");
+            let remaining = active.job.prompt.len() - active.prompt_pos;
+            if remaining == 0 || room == 0 {
+                continue;
+            }
+            let take = remaining.min(room);
+            for k in 0..take {
+                let pos = active.prompt_pos + k;
+                let last = pos + 1 == active.job.prompt.len();
+                if last {
+                    active.logits_at = Some(batch.n_tokens());
+                }
+                batch
+                    .add(
+                        active.job.prompt[pos],
+                        slot.cached.len() as i32,
+                        &[slot.seq],
+                        last,
+                    )
+                    .expect("batch has room");
+                slot.cached.push(active.job.prompt[pos]);
+            }
+            active.prompt_pos += take;
+            sequences += 1;
+        }
+
+        let tokens = batch.n_tokens() as u64;
+        if let Err(e) = ctx.decode(batch) {
+            let error = Error::internal(format!("llama_decode failed: {e}"));
+            for i in self.arrival.clone() {
+                let _ = ctx.kv_cache_seq_rm(self.slots[i].seq, None, None);
+                self.slots[i].cached.clear();
+                self.finish(i, Some(Event::Failed(error.clone())));
+            }
+            return;
+        }
+        self.counters.decode_steps.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .tokens_decoded
+            .fetch_add(tokens, Ordering::Relaxed);
+        self.counters
+            .peak_batch_sequences
+            .fetch_max(sequences, Ordering::Relaxed);
+
+        for i in self.arrival.clone() {
+            if let Some(event) = self.sample(ctx, i) {
+                self.finish(i, Some(event));
+            }
+        }
+    }
+
+    /// Samples slot `i`'s next token and emits its text; returns the final event if it ended.
+    fn sample(&mut self, ctx: &LlamaContext<'_>, i: usize) -> Option<Event> {
+        let slot = &mut self.slots[i];
+        let active = slot.active.as_mut()?;
+        let at = active.logits_at?;
+        let token = active.sampler.sample(ctx, at);
+        let vocab = self.model.vocab();
+        if vocab.is_eog(token) {
+            return Some(Self::end(active, FinishReason::Stop));
+        }
+        active.generated += 1;
+        let bytes = vocab.token_to_piece(token, false, None);
+        let text = active.decoder.push(&bytes);
+        let outcome = active.stop.push(&text);
+        if !outcome.emit.is_empty() {
+            let _ = active.job.events.send(Event::Text(outcome.emit));
+        }
+        if outcome.stopped {
+            return Some(Event::Done {
+                finish: FinishReason::Stop,
+                completion_tokens: active.generated,
+            });
+        }
+        // The next step would place this token at position `cached.len()`: it must fit the slot.
+        if active.generated >= active.job.max_tokens || slot.cached.len() >= self.slot_context {
+            return Some(Self::end(active, FinishReason::Length));
+        }
+        active.next_token = Some(token);
+        None
+    }
+
+    /// Flushes held-back text and builds the final event.
+    fn end(active: &mut Active, finish: FinishReason) -> Event {
+        let rest = active.decoder.finish();
+        let mut tail = active.stop.push(&rest);
+        if tail.stopped {
+            return Event::Done {
+                finish: FinishReason::Stop,
+                completion_tokens: active.generated,
+            };
+        }
+        tail.emit.push_str(&active.stop.flush());
+        if !tail.emit.is_empty() {
+            let _ = active.job.events.send(Event::Text(tail.emit));
+        }
+        Event::Done {
+            finish,
+            completion_tokens: active.generated,
+        }
+    }
+
+    /// Frees slot `i` (its cache stays for prefix reuse) and tells the pool.
+    fn finish(&mut self, i: usize, event: Option<Event>) {
+        let Some(active) = self.slots[i].active.take() else {
+            return;
+        };
+        self.counters
+            .completion_tokens
+            .fetch_add(u64::from(active.generated), Ordering::Relaxed);
+        if let Some(event) = event {
+            let _ = active.job.events.send(event);
+        }
+        self.arrival.retain(|&s| s != i);
+        let idle: Vec<Arc<[LlamaToken]>> = self
+            .slots
+            .iter()
+            .filter(|s| s.active.is_none())
+            .map(|s| Arc::from(s.cached.as_slice()))
+            .collect();
+        self.pool.release(self.id, idle);
+    }
+}

@@ -1,0 +1,194 @@
+//! The registry: services by access name. Deploy, list, get, scale, delete, and routing of
+//! requests by their `model`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::api::{
+    unix_now, ChatCompletion, ChatCompletionRequest, Model, ModelList, ServiceInfo, ServiceSpec,
+};
+use crate::error::{Error, Result};
+use crate::service::Service;
+use crate::stream::ChatCompletionStream;
+
+/// All services of a process (or of one client). Cheap to share: wrap it in an `Arc`.
+#[derive(Default)]
+pub struct Registry {
+    services: RwLock<BTreeMap<String, Arc<Service>>>,
+    /// Access names whose deploy is loading the model.
+    loading: Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("services", &self.services.read().keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loads the model and starts the service; returns its info once it is running. On error
+    /// the registry is unchanged.
+    pub fn deploy(&self, spec: ServiceSpec) -> Result<ServiceInfo> {
+        spec.validate()?;
+        let name = spec.access_name.clone();
+        {
+            let services = self.services.read();
+            let mut loading = self.loading.lock();
+            if services.contains_key(&name) || loading.contains(&name) {
+                return Err(Error::ServiceExists { access_name: name });
+            }
+            loading.insert(name.clone());
+        }
+        let started = Service::start(crate::ids::service_id(), spec);
+        let mut services = self.services.write();
+        self.loading.lock().remove(&name);
+        let service = started?;
+        let info = service.info();
+        services.insert(name, service);
+        tracing::info!(access_name = %info.access_name, id = %info.id, "service deployed");
+        Ok(info)
+    }
+
+    /// Every deployed service, by access name.
+    pub fn list(&self) -> Vec<ServiceInfo> {
+        self.services.read().values().map(|s| s.info()).collect()
+    }
+
+    /// One service's info.
+    pub fn get(&self, access_name: &str) -> Result<ServiceInfo> {
+        Ok(self.service(access_name)?.info())
+    }
+
+    /// Scales a service to `instances` instances.
+    pub fn scale(&self, access_name: &str, instances: usize) -> Result<ServiceInfo> {
+        let service = self.service(access_name)?;
+        service.scale(instances)?;
+        Ok(service.info())
+    }
+
+    /// Deletes a service. `confirm` must equal its display name. New requests get
+    /// `model_not_found` at once; queued and running ones finish before this returns.
+    pub fn delete(&self, access_name: &str, confirm: &str) -> Result<ServiceInfo> {
+        let service = {
+            let mut services = self.services.write();
+            let service = services
+                .get(access_name)
+                .ok_or_else(|| not_found(access_name))?;
+            if service.spec().name != confirm {
+                return Err(Error::invalid(
+                    "confirm",
+                    format!(
+                        "To delete `{access_name}`, confirm with the service's name `{}`; got `{confirm}`.",
+                        service.spec().name
+                    ),
+                ));
+            }
+            services.remove(access_name).expect("present")
+        };
+        service.drain_and_stop();
+        tracing::info!(access_name, "service deleted");
+        Ok(service.info())
+    }
+
+    /// The running services as OpenAI models.
+    pub fn models(&self) -> ModelList {
+        ModelList {
+            object: "list".into(),
+            data: self
+                .services
+                .read()
+                .values()
+                .map(|s| model_entry(s))
+                .collect(),
+        }
+    }
+
+    /// One model entry.
+    pub fn model(&self, access_name: &str) -> Result<Model> {
+        Ok(model_entry(&*self.service(access_name)?))
+    }
+
+    /// Starts a chat completion and returns its stream of chunks. Validation, template
+    /// rendering and tokenization happen here, so errors come before any chunk.
+    pub fn chat_stream(&self, request: ChatCompletionRequest) -> Result<ChatCompletionStream> {
+        request.validate()?;
+        let service = self.service(&request.model)?;
+        let prepared = service.prepare(&request)?;
+        let receivers = service.submit(&request, &prepared)?;
+        Ok(ChatCompletionStream::new(
+            crate::ids::completion_id(),
+            unix_now(),
+            request.model.clone(),
+            prepared.prompt.len() as u32,
+            request
+                .stream_options
+                .as_ref()
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+            receivers,
+        ))
+    }
+
+    /// A whole chat completion, blocking the calling thread.
+    pub fn chat_blocking(&self, request: ChatCompletionRequest) -> Result<ChatCompletion> {
+        self.chat_stream(request)?.collect_blocking()
+    }
+
+    /// The number of prompt tokens a request renders to (as `usage.prompt_tokens` counts them).
+    pub fn count_prompt_tokens(&self, request: &ChatCompletionRequest) -> Result<u32> {
+        request.validate()?;
+        let service = self.service(&request.model)?;
+        Ok(service.prepare(request)?.prompt.len() as u32)
+    }
+
+    /// Token ids of `text` under a service's tokenizer (special tokens parsed, BOS added).
+    pub fn tokenize(&self, access_name: &str, text: &str) -> Result<Vec<i32>> {
+        Ok(self
+            .service(access_name)?
+            .tokenize(text)
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
+    }
+
+    /// How many times this process has loaded a model file (scaling never adds to it).
+    pub fn model_loads() -> u64 {
+        crate::gguf::model_loads()
+    }
+
+    fn service(&self, access_name: &str) -> Result<Arc<Service>> {
+        if let Some(s) = self.services.read().get(access_name) {
+            return Ok(s.clone());
+        }
+        if self.loading.lock().contains(access_name) {
+            return Err(Error::ServiceUnavailable {
+                model: access_name.into(),
+                status: "loading".into(),
+            });
+        }
+        Err(not_found(access_name))
+    }
+}
+
+fn not_found(access_name: &str) -> Error {
+    Error::ModelNotFound {
+        model: access_name.into(),
+    }
+}
+
+fn model_entry(service: &Service) -> Model {
+    Model {
+        id: service.spec().access_name.clone(),
+        object: "model".into(),
+        created: service.created(),
+        owned_by: "modelservice".into(),
+    }
+}

@@ -1,0 +1,141 @@
+//! Sampling: the defaults (one place), and the llama.cpp sampler chain built from a request.
+
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::api::ChatCompletionRequest;
+
+/// The values used when a request leaves a parameter out.
+pub mod defaults {
+    /// OpenAI's default.
+    pub const TEMPERATURE: f32 = 1.0;
+    /// OpenAI's default (no nucleus cut).
+    pub const TOP_P: f32 = 1.0;
+    /// llama.cpp's default; small models ramble without it.
+    pub const TOP_K: i32 = 40;
+    /// llama.cpp's default.
+    pub const MIN_P: f32 = 0.05;
+    /// Disabled, as in llama.cpp.
+    pub const REPEAT_PENALTY: f32 = 1.0;
+    /// How many recent tokens the repeat, frequency and presence penalties look at.
+    pub const PENALTY_LAST_N: i32 = 64;
+}
+
+/// A request's sampling settings, resolved against the defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SamplingParams {
+    pub temperature: f32,
+    pub top_p: f32,
+    pub top_k: i32,
+    pub min_p: f32,
+    pub repeat_penalty: f32,
+    pub presence_penalty: f32,
+    pub frequency_penalty: f32,
+    pub seed: u32,
+    pub logit_bias: Vec<(i32, f32)>,
+}
+
+impl SamplingParams {
+    /// Settings for choice `index` of a (validated) request. With a seed, choice i samples
+    /// with seed + i, so `n` choices differ but the whole response is reproducible.
+    pub(crate) fn from_request(req: &ChatCompletionRequest, index: u32) -> Self {
+        let seed = match req.seed {
+            Some(s) => (s as u32).wrapping_add(index),
+            None => random_seed(),
+        };
+        SamplingParams {
+            temperature: req.temperature.unwrap_or(defaults::TEMPERATURE),
+            top_p: req.top_p.unwrap_or(defaults::TOP_P),
+            top_k: req.top_k.unwrap_or(defaults::TOP_K),
+            min_p: req.min_p.unwrap_or(defaults::MIN_P),
+            repeat_penalty: req.repeat_penalty.unwrap_or(defaults::REPEAT_PENALTY),
+            presence_penalty: req.presence_penalty.unwrap_or(0.0),
+            frequency_penalty: req.frequency_penalty.unwrap_or(0.0),
+            seed,
+            logit_bias: req
+                .logit_bias
+                .iter()
+                .flatten()
+                .filter_map(|(token, bias)| Some((token.parse().ok()?, *bias)))
+                .collect(),
+        }
+    }
+
+    /// Builds the chain: bias, penalties, then greedy at temperature 0, else
+    /// top-k, top-p, min-p, temperature and a seeded draw.
+    pub(crate) fn build(&self, model: &LlamaModel) -> LlamaSampler {
+        let n_vocab = model.n_vocab();
+        let mut chain = Vec::new();
+        let bias: Vec<LlamaLogitBias> = self
+            .logit_bias
+            .iter()
+            .filter(|(token, _)| (0..n_vocab).contains(token))
+            .map(|&(token, bias)| LlamaLogitBias::new(LlamaToken(token), bias))
+            .collect();
+        if !bias.is_empty() {
+            chain.push(LlamaSampler::logit_bias(n_vocab, &bias));
+        }
+        if self.repeat_penalty != 1.0
+            || self.presence_penalty != 0.0
+            || self.frequency_penalty != 0.0
+        {
+            chain.push(LlamaSampler::penalties(
+                n_vocab,
+                defaults::PENALTY_LAST_N,
+                self.repeat_penalty,
+                self.frequency_penalty,
+                self.presence_penalty,
+            ));
+        }
+        if self.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            if self.top_k > 0 {
+                chain.push(LlamaSampler::top_k(self.top_k));
+            }
+            if self.top_p < 1.0 {
+                chain.push(LlamaSampler::top_p(self.top_p, 1));
+            }
+            if self.min_p > 0.0 {
+                chain.push(LlamaSampler::min_p(self.min_p, 1));
+            }
+            chain.push(LlamaSampler::temp(self.temperature));
+            chain.push(LlamaSampler::dist(self.seed));
+        }
+        LlamaSampler::chain_simple(chain)
+    }
+}
+
+/// A seed for requests that gave none: different per call.
+fn random_seed() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ChatMessage;
+
+    #[test]
+    fn defaults_and_seeds() {
+        let mut req = ChatCompletionRequest::new("m", vec![ChatMessage::user("x")]);
+        let p = SamplingParams::from_request(&req, 0);
+        assert_eq!(
+            (p.temperature, p.top_k, p.min_p),
+            (defaults::TEMPERATURE, defaults::TOP_K, defaults::MIN_P)
+        );
+        req.seed = Some(7);
+        assert_eq!(SamplingParams::from_request(&req, 0).seed, 7);
+        assert_eq!(SamplingParams::from_request(&req, 2).seed, 9);
+    }
+}

@@ -1,0 +1,287 @@
+//! A service: its spec, its loaded model (shared by all its instances), its chat template,
+//! its pool, its status and its usage counters.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use parking_lot::Mutex;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use crate::api::{
+    defaults, unix_now, BaseModel, ChatCompletionRequest, ServiceInfo, ServiceSpec, ServiceStatus,
+    ServiceUsage,
+};
+use crate::error::{Error, Result};
+use crate::gguf::load_model;
+use crate::instance::{self, Counters, Event, InstanceConfig, InstanceShared, Job};
+use crate::pool::Pool;
+use crate::sampling::SamplingParams;
+use crate::template::ChatTemplate;
+
+/// Most tokens put through one decode step.
+const BATCH_SIZE: u32 = 512;
+
+pub(crate) struct Service {
+    id: String,
+    spec: ServiceSpec,
+    base: BaseModel,
+    model: Arc<LlamaModel>,
+    template: ChatTemplate,
+    pool: Arc<Pool>,
+    counters: Arc<Counters>,
+    context_lock: Arc<Mutex<()>>,
+    /// Context length of each slot.
+    slot_context: u32,
+    created: u64,
+    status: Mutex<(ServiceStatus, Option<String>)>,
+    /// Serialises scale and delete.
+    lifecycle: Mutex<LifeCycle>,
+}
+
+struct LifeCycle {
+    next_instance_id: usize,
+}
+
+/// A tokenized, validated request, ready to be queued.
+pub(crate) struct Prepared {
+    pub prompt: Arc<[LlamaToken]>,
+    pub max_tokens: u32,
+}
+
+impl Service {
+    /// Loads the model and starts the instances. Blocks for the load.
+    pub(crate) fn start(id: String, spec: ServiceSpec) -> Result<Arc<Self>> {
+        spec.validate()?;
+        let (model, base) = load_model(&spec.model, spec.gpu_layers)?;
+        let vocab = model.vocab();
+        let special =
+            |t| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
+        let template = ChatTemplate::new(
+            spec.chat_template.as_deref(),
+            model
+                .meta_val_str("tokenizer.chat_template")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            &base.architecture,
+            special(vocab.bos()),
+            special(vocab.eos()),
+        )?;
+        let trained = base.trained_context_length.max(16);
+        let slot_context = spec
+            .context_length
+            .unwrap_or(defaults::CONTEXT_LENGTH)
+            .min(trained);
+        let service = Arc::new(Service {
+            pool: Arc::new(Pool::new(spec.access_name.clone(), spec.queue_size)),
+            id,
+            base,
+            model,
+            template,
+            counters: Arc::default(),
+            context_lock: Arc::default(),
+            slot_context,
+            created: unix_now(),
+            status: Mutex::new((ServiceStatus::Loading, None)),
+            lifecycle: Mutex::new(LifeCycle {
+                next_instance_id: 0,
+            }),
+            spec,
+        });
+        {
+            let mut life = service.lifecycle.lock();
+            service.add_instances(&mut life, service.spec.instances)?;
+        }
+        service.set_status(ServiceStatus::Running, None);
+        Ok(service)
+    }
+
+    pub(crate) fn spec(&self) -> &ServiceSpec {
+        &self.spec
+    }
+
+    pub(crate) fn created(&self) -> u64 {
+        self.created
+    }
+
+    fn set_status(&self, status: ServiceStatus, reason: Option<String>) {
+        *self.status.lock() = (status, reason);
+    }
+
+    pub(crate) fn status(&self) -> ServiceStatus {
+        self.status.lock().0
+    }
+
+    /// Threads per instance: the service's budget (default: all cores) shared out.
+    fn threads_per_instance(&self, instances: usize) -> usize {
+        let total = self.spec.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        (total / instances.max(1)).max(1)
+    }
+
+    pub(crate) fn info(&self) -> ServiceInfo {
+        let (status, status_reason) = self.status.lock().clone();
+        let instances = self.pool.instance_count();
+        let c = &self.counters;
+        ServiceInfo {
+            id: self.id.clone(),
+            name: self.spec.name.clone(),
+            access_name: self.spec.access_name.clone(),
+            base_model: self.base.clone(),
+            instances,
+            status,
+            status_reason,
+            slots_per_instance: self.spec.slots,
+            context_length: self.slot_context,
+            threads_per_instance: self.threads_per_instance(instances),
+            queue_size: self.spec.queue_size,
+            created: self.created,
+            usage: ServiceUsage {
+                requests: c.requests.load(Ordering::Relaxed),
+                prompt_tokens: c.prompt_tokens.load(Ordering::Relaxed),
+                completion_tokens: c.completion_tokens.load(Ordering::Relaxed),
+            },
+            stats: c.stats(),
+        }
+    }
+
+    /// Starts `count` more instances on the already-loaded weights.
+    fn add_instances(&self, life: &mut LifeCycle, count: usize) -> Result<()> {
+        let total = self.pool.instance_count() + count;
+        let config = InstanceConfig {
+            slots: self.spec.slots,
+            slot_context: self.slot_context,
+            threads: self.threads_per_instance(total),
+            batch_size: BATCH_SIZE,
+        };
+        for _ in 0..count {
+            let id = life.next_instance_id;
+            life.next_instance_id += 1;
+            let (inbox_tx, inbox_rx) = std::sync::mpsc::channel();
+            let shared = InstanceShared {
+                model: self.model.clone(),
+                pool: self.pool.clone(),
+                counters: self.counters.clone(),
+                context_lock: self.context_lock.clone(),
+            };
+            let thread =
+                instance::spawn(id, &self.spec.access_name, config.clone(), shared, inbox_rx)?;
+            self.pool
+                .add_instance(id, inbox_tx, self.spec.slots, thread);
+        }
+        Ok(())
+    }
+
+    /// Changes the instance count. Up adds contexts on the loaded weights; down drains the
+    /// removed instances (their requests finish) before returning.
+    pub(crate) fn scale(&self, instances: usize) -> Result<()> {
+        if instances == 0 {
+            return Err(Error::invalid(
+                "instances",
+                "`instances` must be at least 1; delete the service to stop it.",
+            ));
+        }
+        let mut life = self.lifecycle.lock();
+        if self.status() != ServiceStatus::Running {
+            return Err(Error::ServiceUnavailable {
+                model: self.spec.access_name.clone(),
+                status: self.status().as_str().into(),
+            });
+        }
+        let current = self.pool.instance_count();
+        self.set_status(ServiceStatus::Scaling, None);
+        let result = if instances > current {
+            self.add_instances(&mut life, instances - current)
+        } else {
+            for thread in self.pool.detach_instances(current - instances) {
+                let _ = thread.join();
+            }
+            Ok(())
+        };
+        self.set_status(ServiceStatus::Running, None);
+        result
+    }
+
+    /// Marks the service deleting, lets every queued and running request finish, and stops.
+    pub(crate) fn drain_and_stop(&self) {
+        let _life = self.lifecycle.lock();
+        self.set_status(ServiceStatus::Deleting, None);
+        self.pool.drain_and_stop();
+    }
+
+    /// Renders, tokenizes and checks a request against the context.
+    pub(crate) fn prepare(&self, req: &ChatCompletionRequest) -> Result<Prepared> {
+        let text = self.template.render(&req.messages)?;
+        let prompt = self.tokenize(&text);
+        let prompt_len = prompt.len() as u32;
+        let context = self.slot_context;
+        let requested = req.completion_limit();
+        let completion = requested.unwrap_or(0);
+        if prompt_len >= context || prompt_len + completion > context {
+            return Err(Error::ContextLengthExceeded {
+                context_length: context,
+                requested: prompt_len + completion,
+                prompt_tokens: prompt_len,
+                completion_tokens: completion,
+                param: if prompt_len >= context {
+                    "messages"
+                } else if req.max_completion_tokens.is_some() {
+                    "max_completion_tokens"
+                } else {
+                    "max_tokens"
+                },
+            });
+        }
+        Ok(Prepared {
+            max_tokens: requested.unwrap_or(context - prompt_len),
+            prompt: prompt.into(),
+        })
+    }
+
+    /// Tokenizes a rendered prompt (special tokens parsed; BOS added unless the text has one).
+    pub(crate) fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        let bos = self.template.bos_token();
+        let add_bos = !(text.starts_with(bos) && !bos.is_empty());
+        vocab.tokenize(text.as_bytes(), add_bos, true)
+    }
+
+    /// Queues one sequence per choice and returns their event receivers.
+    pub(crate) fn submit(
+        &self,
+        req: &ChatCompletionRequest,
+        prepared: &Prepared,
+    ) -> Result<Vec<UnboundedReceiver<Event>>> {
+        match self.status() {
+            ServiceStatus::Running | ServiceStatus::Scaling => {}
+            other => {
+                return Err(Error::ServiceUnavailable {
+                    model: self.spec.access_name.clone(),
+                    status: other.as_str().into(),
+                })
+            }
+        }
+        let n = req.n.unwrap_or(1);
+        let mut receivers = Vec::with_capacity(n as usize);
+        for index in 0..n {
+            let (tx, rx) = unbounded_channel();
+            self.pool.submit(Job {
+                prompt: prepared.prompt.clone(),
+                sampling: SamplingParams::from_request(req, index),
+                max_tokens: prepared.max_tokens,
+                stop: req.stop_sequences(),
+                events: tx,
+            })?;
+            receivers.push(rx);
+        }
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .prompt_tokens
+            .fetch_add(prepared.prompt.len() as u64, Ordering::Relaxed);
+        Ok(receivers)
+    }
+}

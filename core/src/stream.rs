@@ -1,0 +1,325 @@
+//! A chat completion in progress: the per-choice event streams of the instances turned into
+//! OpenAI `chat.completion.chunk`s, or gathered into one `chat.completion`.
+//! Dropping it cancels generation: the instance sees the closed channel within one step.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::api::{
+    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta,
+    FinishReason, Role, Usage,
+};
+use crate::error::{Error, Result};
+use crate::instance::Event;
+
+struct ChoiceStream {
+    events: UnboundedReceiver<Event>,
+    finished: bool,
+}
+
+/// The chunks of one chat completion. Implements [`futures_core::Stream`]; also usable from
+/// blocking code with [`ChatCompletionStream::next_blocking`].
+pub struct ChatCompletionStream {
+    id: String,
+    created: u64,
+    model: String,
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    include_usage: bool,
+    choices: Vec<ChoiceStream>,
+    ready: VecDeque<ChatCompletionChunk>,
+    done: bool,
+}
+
+impl std::fmt::Debug for ChatCompletionStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatCompletionStream")
+            .field("id", &self.id)
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+impl ChatCompletionStream {
+    pub(crate) fn new(
+        id: String,
+        created: u64,
+        model: String,
+        prompt_tokens: u32,
+        include_usage: bool,
+        receivers: Vec<UnboundedReceiver<Event>>,
+    ) -> Self {
+        let mut stream = ChatCompletionStream {
+            id,
+            created,
+            model,
+            prompt_tokens,
+            completion_tokens: 0,
+            include_usage,
+            choices: receivers
+                .into_iter()
+                .map(|events| ChoiceStream {
+                    events,
+                    finished: false,
+                })
+                .collect(),
+            ready: VecDeque::new(),
+            done: false,
+        };
+        // As OpenAI does, every choice opens with a delta that carries the role.
+        for index in 0..stream.choices.len() as u32 {
+            let delta = Delta {
+                role: Some(Role::Assistant),
+                content: Some(String::new()),
+            };
+            let chunk = stream.chunk(index, delta, None);
+            stream.ready.push_back(chunk);
+        }
+        stream
+    }
+
+    /// The completion's ID (`chatcmpl-...`), shared by all its chunks.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Tokens in the rendered prompt.
+    pub fn prompt_tokens(&self) -> u32 {
+        self.prompt_tokens
+    }
+
+    fn chunk(
+        &self,
+        index: u32,
+        delta: Delta,
+        finish_reason: Option<FinishReason>,
+    ) -> ChatCompletionChunk {
+        ChatCompletionChunk {
+            id: self.id.clone(),
+            object: ChatCompletionChunk::OBJECT.into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice {
+                index,
+                delta,
+                finish_reason,
+                logprobs: None,
+            }],
+            usage: None,
+        }
+    }
+
+    /// Polls for the next chunk; `None` after the last one.
+    pub fn poll_next_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<ChatCompletionChunk>>> {
+        loop {
+            if let Some(chunk) = self.ready.pop_front() {
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let mut pending = false;
+            let mut progressed = false;
+            for index in 0..self.choices.len() {
+                if self.choices[index].finished {
+                    continue;
+                }
+                match self.choices[index].events.poll_recv(cx) {
+                    Poll::Pending => pending = true,
+                    Poll::Ready(event) => {
+                        progressed = true;
+                        match self.on_event(index as u32, event) {
+                            Ok(()) => {}
+                            Err(e) => {
+                                self.done = true;
+                                return Poll::Ready(Some(Err(e)));
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+            if progressed {
+                continue;
+            }
+            if pending {
+                return Poll::Pending;
+            }
+            // Every choice has finished.
+            self.done = true;
+            if self.include_usage {
+                let mut chunk = self.chunk(0, Delta::default(), None);
+                chunk.choices.clear();
+                chunk.usage = Some(Usage::new(self.prompt_tokens, self.completion_tokens));
+                self.ready.push_back(chunk);
+            }
+        }
+    }
+
+    fn on_event(&mut self, index: u32, event: Option<Event>) -> Result<()> {
+        match event {
+            Some(Event::Text(text)) => {
+                let chunk = self.chunk(
+                    index,
+                    Delta {
+                        role: None,
+                        content: Some(text),
+                    },
+                    None,
+                );
+                self.ready.push_back(chunk);
+                Ok(())
+            }
+            Some(Event::Done {
+                finish,
+                completion_tokens,
+            }) => {
+                self.choices[index as usize].finished = true;
+                self.completion_tokens += completion_tokens;
+                let chunk = self.chunk(index, Delta::default(), Some(finish));
+                self.ready.push_back(chunk);
+                Ok(())
+            }
+            Some(Event::Failed(e)) => Err(e),
+            None => Err(Error::internal(
+                "the instance serving this request stopped before it finished",
+            )),
+        }
+    }
+
+    /// The next chunk, waiting as long as needed.
+    pub async fn next_chunk(&mut self) -> Option<Result<ChatCompletionChunk>> {
+        std::future::poll_fn(|cx| self.poll_next_chunk(cx)).await
+    }
+
+    /// The next chunk, blocking the calling thread (not for use inside an async runtime).
+    pub fn next_blocking(&mut self) -> Option<Result<ChatCompletionChunk>> {
+        block_on(|cx| self.poll_next_chunk(cx))
+    }
+
+    /// Like [`next_blocking`](Self::next_blocking), but gives up after `timeout` with
+    /// `Poll::Pending`, so a binding can check for signals (Ctrl-C) while it waits.
+    pub fn next_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Poll<Option<Result<ChatCompletionChunk>>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(v) = self.poll_next_chunk(&mut cx) {
+                return Poll::Ready(v);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Poll::Pending;
+            }
+            std::thread::park_timeout(deadline - now);
+        }
+    }
+
+    /// Gathers the rest of the stream into one [`ChatCompletion`].
+    pub async fn collect(mut self) -> Result<ChatCompletion> {
+        let mut gather = Gather::new(self.choices.len());
+        while let Some(chunk) = self.next_chunk().await {
+            gather.add(chunk?);
+        }
+        Ok(gather.finish(&self))
+    }
+
+    /// Gathers the rest of the stream, blocking the calling thread.
+    pub fn collect_blocking(mut self) -> Result<ChatCompletion> {
+        let mut gather = Gather::new(self.choices.len());
+        while let Some(chunk) = self.next_blocking() {
+            gather.add(chunk?);
+        }
+        Ok(gather.finish(&self))
+    }
+}
+
+impl futures_core::Stream for ChatCompletionStream {
+    type Item = Result<ChatCompletionChunk>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_next_chunk(cx)
+    }
+}
+
+/// Builds a [`ChatCompletion`] from chunks, so streamed and whole answers are the same text.
+struct Gather {
+    content: Vec<String>,
+    finish: Vec<FinishReason>,
+}
+
+impl Gather {
+    fn new(n: usize) -> Self {
+        Gather {
+            content: vec![String::new(); n],
+            finish: vec![FinishReason::Stop; n],
+        }
+    }
+
+    fn add(&mut self, chunk: ChatCompletionChunk) {
+        for c in chunk.choices {
+            let i = c.index as usize;
+            if let Some(text) = c.delta.content {
+                self.content[i].push_str(&text);
+            }
+            if let Some(f) = c.finish_reason {
+                self.finish[i] = f;
+            }
+        }
+    }
+
+    fn finish(self, stream: &ChatCompletionStream) -> ChatCompletion {
+        ChatCompletion {
+            id: stream.id.clone(),
+            object: ChatCompletion::OBJECT.into(),
+            created: stream.created,
+            model: stream.model.clone(),
+            choices: self
+                .content
+                .into_iter()
+                .zip(self.finish)
+                .enumerate()
+                .map(|(i, (content, finish_reason))| Choice {
+                    index: i as u32,
+                    message: AssistantMessage {
+                        role: Role::Assistant,
+                        content: Some(content),
+                    },
+                    finish_reason,
+                    logprobs: None,
+                })
+                .collect(),
+            usage: Usage::new(stream.prompt_tokens, stream.completion_tokens),
+        }
+    }
+}
+
+/// Parks the thread until woken: enough to drive a stream from blocking code.
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+fn block_on<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
