@@ -1,0 +1,38 @@
+# One entry point for build, test, lint and bench. `make help` lists the targets.
+.DEFAULT_GOAL := help
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help setup demo test test-rust test-python test-node test-server test-c lint bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: ## install system packages (cmake, libclang ...) and fetch the test models
+	scripts/setup
+
+demo: setup ## deploy the default model and print a chat completion
+	cargo run --release --example chat
+
+test: setup test-rust test-python test-node test-server test-c ## run every test suite
+
+test-rust: ## Rust unit and integration tests (core engine, real models)
+	cargo test --release -p modelservice
+
+test-python: ## the Python package's pytest suite
+	$(MAKE) -C bindings-python test
+
+test-node: ## the Node package's test suite
+	$(MAKE) -C bindings-node test
+
+test-server: ## the HTTP server example's tests
+	$(MAKE) -C examples/server test
+
+test-c: ## the C ABI: header check, C example, valgrind
+	$(MAKE) -C bindings-c test
+
+lint: ## rustfmt and clippy (plus each binding's own linters)
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+
+bench: setup ## throughput and latency benchmarks against the raw llama.cpp loop
+	cargo bench -p modelservice --bench throughput
