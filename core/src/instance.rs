@@ -327,26 +327,27 @@ impl<'m> Worker<'m> {
             let room = self.batch_size - batch.n_tokens() as usize;
             let slot = &mut self.slots[i];
             let active = slot.active.as_mut().expect("arrival lists active slots");
-            let remaining = active.job.prompt.len() - active.prompt_pos;
-            if remaining == 0 || room == 0 {
+            let len = active.job.prompt.len();
+            if active.prompt_pos == len || room == 0 {
                 continue;
             }
-            let take = remaining.min(room);
-            for k in 0..take {
-                let pos = active.prompt_pos + k;
-                let last = pos + 1 == active.job.prompt.len();
-                if last {
-                    active.logits_at = Some(batch.n_tokens());
-                }
+            // The last prompt token always gets a step of its own after the rest: its logits are
+            // then computed the same way whether the rest was decoded now or reused from the
+            // cache, so a repeated greedy request repeats its answer exactly.
+            let last = active.prompt_pos + 1 == len;
+            let take = if last {
+                1
+            } else {
+                (len - 1 - active.prompt_pos).min(room)
+            };
+            if last {
+                active.logits_at = Some(batch.n_tokens());
+            }
+            for &token in &active.job.prompt[active.prompt_pos..active.prompt_pos + take] {
                 batch
-                    .add(
-                        active.job.prompt[pos],
-                        slot.cached.len() as i32,
-                        &[slot.seq],
-                        last,
-                    )
+                    .add(token, slot.cached.len() as i32, &[slot.seq], last)
                     .expect("batch has room");
-                slot.cached.push(active.job.prompt[pos]);
+                slot.cached.push(token);
             }
             active.prompt_pos += take;
             sequences += 1;

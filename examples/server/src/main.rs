@@ -1,2 +1,165 @@
-//! Placeholder: filled in by its issue.
-fn main() {}
+//! A tiny OpenAI-compatible HTTP server over `modelservice::Registry`:
+//! `/v1/chat/completions` (JSON or SSE), `/v1/models`, `/v1/services` (deploy, list, get, scale,
+//! delete), Bearer API keys, a public `/health`, and a trial page at `/`.
+
+mod auth;
+mod config;
+mod error;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use clap::Parser;
+use modelservice::Registry;
+
+use crate::auth::Keys;
+use crate::config::{Args, Config};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub keys: Arc<Keys>,
+    pub max_body_bytes: usize,
+}
+
+/// The whole application: public routes, `/v1` behind API keys, management behind admin keys.
+pub fn app(state: AppState) -> Router {
+    let management = Router::new()
+        .route(
+            "/v1/services",
+            get(routes::list_services).post(routes::deploy_service),
+        )
+        .route(
+            "/v1/services/{*access_name}",
+            get(routes::get_service)
+                .patch(routes::patch_service)
+                .post(routes::post_service_action)
+                .delete(routes::delete_service),
+        )
+        .route_layer(middleware::from_fn(auth::require_admin));
+    let api = Router::new()
+        .route("/v1/chat/completions", post(routes::chat_completions))
+        .route("/v1/models", get(routes::list_models))
+        .route("/v1/models/{*model}", get(routes::get_model))
+        .merge(management)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    Router::new()
+        .route("/", get(routes::playground))
+        .route("/health", get(routes::health))
+        .merge(api)
+        .fallback(routes::fallback)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// One log line per request: method, path, status, time. Headers (and so keys) are never logged.
+async fn log_request(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let start = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        ms = start.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,llama_cpp_2=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("modelservice-server: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let config = Config::load(args)?;
+    let registry = Arc::new(Registry::new());
+    for spec in config.services {
+        let access_name = spec.access_name.clone();
+        let info = registry
+            .deploy(spec)
+            .map_err(|e| format!("cannot deploy `{access_name}`: {e}"))?;
+        tracing::info!(
+            access_name = %info.access_name,
+            base_model = %info.base_model.name,
+            instances = info.instances,
+            slots = info.slots_per_instance,
+            "serving"
+        );
+    }
+    let state = AppState {
+        registry: registry.clone(),
+        keys: Arc::new(Keys::new(config.api_keys, config.admin_keys)),
+        max_body_bytes: config.max_body_bytes,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        // On stdout, one line, so scripts (and the tests) learn the port when it was 0.
+        println!("listening on http://{local}");
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| format!("server error: {e}"))
+    })?;
+    // Every connection has closed: stop the services' workers before exiting.
+    for info in registry.list() {
+        let _ = registry.delete(&info.access_name, &info.name);
+    }
+    Ok(())
+}
