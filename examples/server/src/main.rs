@@ -105,7 +105,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,llama_cpp_2=warn".into()),
+                .unwrap_or_else(|_| "info,llama-cpp-2=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -52,19 +52,26 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<B
     Ok(Bytes::from(buf))
 }
 
-fn body_text(bytes: &Bytes) -> ApiResult<&str> {
-    std::str::from_utf8(bytes).map_err(|e| {
+/// The body as JSON text: valid UTF-8 and well-formed JSON, else a 400 without `param` (a syntax
+/// error belongs to no field).
+fn json_text(bytes: &Bytes) -> ApiResult<&str> {
+    let malformed = |detail: String| -> ApiError {
         Error::InvalidRequest {
-            message: format!("The request body is not valid UTF-8: {e}"),
+            message: format!(
+                "We could not parse the JSON body of your request ({detail}). The body must be a JSON object."
+            ),
             param: None,
         }
         .into()
-    })
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| malformed(e.to_string()))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| malformed(e.to_string()))?;
+    Ok(text)
 }
 
 /// Parses a JSON body into a core type, naming the failing field as `param`.
 fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
-    let text = body_text(bytes)?;
+    let text = json_text(bytes)?;
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -96,7 +103,7 @@ pub async fn chat_completions(
 ) -> ApiResult<Response> {
     let bytes = read_body(&headers, body, state.max_body_bytes).await?;
     // The core parses, so field names and `param` paths are the same on every surface.
-    let request = ChatCompletionRequest::from_json(body_text(&bytes)?)?;
+    let request = ChatCompletionRequest::from_json(json_text(&bytes)?)?;
     let streamed = request.is_stream();
     let registry = state.registry.clone();
     // Rendering the template and tokenizing is CPU work: keep it off the async workers.
@@ -240,8 +247,8 @@ async fn scale(
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct Confirm {
-    confirm: Option<String>,
+pub struct Confirm {
+    pub confirm: Option<String>,
 }
 
 /// `DELETE /v1/services/{access_name}?confirm=<name>` (or `{"confirm": "<name>"}` as the body).
