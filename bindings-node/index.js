@@ -1,0 +1,380 @@
+'use strict'
+// The `modelservice` npm package: an `OpenAI` client shaped like the `openai` SDK's whose
+// requests run on local GGUF models inside this process. The engine is the native addon
+// (src/, napi-rs); this file only shapes its JSON into the SDK's objects, classes and errors.
+
+const { platformSuffix } = require('./platform.js')
+
+const addonFile = `./modelservice.${platformSuffix()}.node`
+let native
+try {
+  native = require(addonFile)
+} catch (e) {
+  throw new Error(
+    `modelservice: cannot load the native addon ${addonFile} (${e.message}). ` +
+      'Build it from a source checkout with `npm run build` in bindings-node/.',
+    { cause: e },
+  )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors, named and shaped like the `openai` SDK's.
+
+class OpenAIError extends Error {}
+
+class APIError extends OpenAIError {
+  /**
+   * @param {number | undefined} status HTTP status an OpenAI server would answer with
+   * @param {object | undefined} error the OpenAI error body: { message, type, param, code }
+   * @param {string | undefined} message
+   * @param {object | undefined} headers
+   */
+  constructor(status, error, message, headers) {
+    super(APIError.makeMessage(status, error, message))
+    this.status = status
+    this.headers = headers
+    this.request_id = undefined
+    this.error = error
+    this.code = error ? error.code : undefined
+    this.param = error ? error.param : undefined
+    this.type = error ? error.type : undefined
+  }
+
+  static makeMessage(status, error, message) {
+    const msg = error && error.message ? String(error.message) : error ? JSON.stringify(error) : message
+    if (status && msg) return `${status} ${msg}`
+    if (status) return `${status} status code (no body)`
+    return msg || '(no status code or body)'
+  }
+
+  /** The error class for an HTTP status and an OpenAI error envelope ({ error: {...} }). */
+  static generate(status, errorResponse, message, headers) {
+    const error = errorResponse ? errorResponse.error : undefined
+    if (error && error.code === 'cancelled') return new APIUserAbortError({ message, status, error })
+    const Class = {
+      400: BadRequestError,
+      401: AuthenticationError,
+      403: PermissionDeniedError,
+      404: NotFoundError,
+      409: ConflictError,
+      422: UnprocessableEntityError,
+      429: RateLimitError,
+    }[status]
+    if (Class) return new Class(status, error, message, headers)
+    if (status >= 500) return new InternalServerError(status, error, message, headers)
+    return new APIError(status, error, message, headers)
+  }
+}
+
+class APIUserAbortError extends APIError {
+  constructor({ message, status, error } = {}) {
+    super(status, error, message || 'Request was aborted.', undefined)
+  }
+}
+class BadRequestError extends APIError {}
+class AuthenticationError extends APIError {}
+class PermissionDeniedError extends APIError {}
+class NotFoundError extends APIError {}
+class ConflictError extends APIError {}
+class UnprocessableEntityError extends APIError {}
+class RateLimitError extends APIError {}
+class InternalServerError extends APIError {}
+
+for (const Class of [
+  OpenAIError,
+  APIError,
+  APIUserAbortError,
+  BadRequestError,
+  AuthenticationError,
+  PermissionDeniedError,
+  NotFoundError,
+  ConflictError,
+  UnprocessableEntityError,
+  RateLimitError,
+  InternalServerError,
+]) {
+  Object.defineProperty(Class.prototype, 'name', { value: Class.name })
+}
+
+/** A native error carrying an OpenAI error envelope becomes its APIError; others pass through. */
+function fromNative(e) {
+  if (e && typeof e.message === 'string' && e.message.startsWith(native.ERROR_PREFIX)) {
+    const { status, error } = JSON.parse(e.message.slice(native.ERROR_PREFIX.length))
+    return APIError.generate(status, { error }, undefined, {})
+  }
+  return e
+}
+
+/** Calls the addon and parses its JSON answer, mapping its errors. */
+async function call(fn) {
+  let json
+  try {
+    json = await fn()
+  } catch (e) {
+    throw fromNative(e)
+  }
+  return JSON.parse(json)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests and streams.
+
+function requestBody(body) {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new BadRequestError(
+      400,
+      { message: 'The request body must be an object.', type: 'invalid_request_error', param: null, code: 'invalid_value' },
+      undefined,
+      {},
+    )
+  }
+  return JSON.stringify(body)
+}
+
+/** Aborts `controller` when `signal` aborts; returns the function that stops listening. */
+function follow(signal, controller) {
+  if (!signal) return () => {}
+  if (signal.aborted) {
+    controller.abort(signal.reason)
+    return () => {}
+  }
+  const onAbort = () => controller.abort(signal.reason)
+  signal.addEventListener('abort', onAbort, { once: true })
+  return () => signal.removeEventListener('abort', onAbort)
+}
+
+/**
+ * Starts a native stream for `body`; closes it (cancelling the generation) when `signal` or
+ * the returned controller aborts.
+ */
+async function openStream(registry, body, signal) {
+  const controller = new AbortController()
+  const unfollow = follow(signal, controller)
+  let stream
+  try {
+    stream = await registry.chat(requestBody(body))
+  } catch (e) {
+    unfollow()
+    throw fromNative(e)
+  }
+  const close = () => stream.close()
+  if (controller.signal.aborted) close()
+  else controller.signal.addEventListener('abort', close, { once: true })
+  const release = () => {
+    unfollow()
+    controller.signal.removeEventListener('abort', close)
+  }
+  return { stream, controller, release }
+}
+
+/** A streamed chat completion: `for await (const chunk of stream)`. Like the SDK's `Stream`. */
+class Stream {
+  constructor(opened) {
+    this._opened = opened
+    this._consumed = false
+    /** Aborting it stops the generation, as in the SDK. */
+    this.controller = opened.controller
+  }
+
+  async *[Symbol.asyncIterator]() {
+    if (this._consumed) throw new OpenAIError('Cannot iterate over a consumed stream.')
+    this._consumed = true
+    const { stream, release } = this._opened
+    try {
+      for (;;) {
+        let json
+        try {
+          json = await stream.next()
+        } catch (e) {
+          throw fromNative(e)
+        }
+        if (json === null) return
+        yield JSON.parse(json)
+      }
+    } finally {
+      // `break`, `return` or a throw in the loop body lands here: drop the generation.
+      stream.close()
+      release()
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client.
+
+class Completions {
+  constructor(client) {
+    this._client = client
+  }
+
+  /**
+   * `openai.chat.completions.create(body, { signal })`: a ChatCompletion, or a Stream of
+   * ChatCompletionChunks when `body.stream` is true.
+   */
+  async create(body, options = {}) {
+    await this._client._ready
+    const opened = await openStream(this._client.registry, body, options && options.signal)
+    if (body.stream) return new Stream(opened)
+    try {
+      return await call(() => opened.stream.collect())
+    } finally {
+      opened.release()
+    }
+  }
+}
+
+class Chat {
+  constructor(client) {
+    this.completions = new Completions(client)
+  }
+}
+
+/** A list page: `.data`, and `for await (const item of page)`. */
+function page(list) {
+  list[Symbol.asyncIterator] = async function* () {
+    yield* list.data
+  }
+  return list
+}
+
+/** A promise of a page that is itself async-iterable, like the SDK's PagePromise. */
+function pagePromise(promise) {
+  promise[Symbol.asyncIterator] = async function* () {
+    yield* (await promise).data
+  }
+  return promise
+}
+
+class Models {
+  constructor(client) {
+    this._client = client
+  }
+
+  /** The running services as OpenAI models. */
+  list() {
+    const client = this._client
+    return pagePromise(
+      (async () => {
+        await client._ready
+        return page(await call(() => client.registry.models()))
+      })(),
+    )
+  }
+
+  /** One model by its id (the service's access name). */
+  async retrieve(model) {
+    await this._client._ready
+    return call(() => this._client.registry.model(model))
+  }
+}
+
+/** `accessName` → `access_name`: the spec may be written in JavaScript's or the wire's casing. */
+function serviceSpec(spec) {
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
+    throw new BadRequestError(
+      400,
+      { message: 'A service spec must be an object.', type: 'invalid_request_error', param: null, code: 'invalid_value' },
+      undefined,
+      {},
+    )
+  }
+  const wire = {}
+  for (const [key, value] of Object.entries(spec)) {
+    if (value !== undefined) wire[key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())] = value
+  }
+  return JSON.stringify(wire)
+}
+
+class Services {
+  constructor(client) {
+    this._client = client
+  }
+
+  /** Loads the model and starts the service; resolves to its ServiceInfo once it runs. */
+  async deploy(spec) {
+    const json = serviceSpec(spec)
+    return call(() => this._client.registry.deploy(json))
+  }
+
+  /** Every deployed service. */
+  async list() {
+    await this._client._ready
+    return call(() => this._client.registry.list())
+  }
+
+  /** One service by access name. */
+  async retrieve(accessName) {
+    await this._client._ready
+    return call(() => this._client.registry.retrieve(accessName))
+  }
+
+  /** Scales a service to `instances` instances (on the already-loaded weights). */
+  async scale(accessName, instances) {
+    await this._client._ready
+    const count = typeof instances === 'object' && instances !== null ? instances.instances : instances
+    return call(() => this._client.registry.scale(accessName, count))
+  }
+
+  /** Deletes a service; `confirm` (a string or { confirm }) must repeat its display name. */
+  async delete(accessName, confirm) {
+    await this._client._ready
+    const name = typeof confirm === 'object' && confirm !== null ? confirm.confirm : confirm
+    return call(() => this._client.registry.delete(accessName, String(name)))
+  }
+}
+
+class OpenAI {
+  /**
+   * @param {object} [options]
+   * @param {object[]} [options.services] services to deploy (ServiceSpec: name, accessName, model ...)
+   * @param {Registry | OpenAI} [options.registry] share the services of another registry or client
+   * @param {string} [options.apiKey] accepted for compatibility; requests run in-process
+   * @param {string} [options.baseURL] accepted for compatibility; requests run in-process
+   */
+  constructor(options = {}) {
+    const { services = [], registry, apiKey, baseURL, ...rest } = options || {}
+    this.apiKey = apiKey === undefined ? null : apiKey
+    this.baseURL = baseURL === undefined ? null : baseURL
+    this._options = rest
+    this.registry = registry instanceof OpenAI ? registry.registry : registry || new Registry()
+    if (!(this.registry instanceof Registry)) {
+      throw new OpenAIError('`registry` must be a modelservice Registry or an OpenAI client.')
+    }
+    this.chat = new Chat(this)
+    this.models = new Models(this)
+    this.services = new Services(this)
+    const specs = services.map(serviceSpec)
+    // Models load in the background; every call waits for them, and a failed deploy is
+    // thrown by the calls (and by `ready()`).
+    this._ready = Promise.all(specs.map((json) => call(() => this.registry.deploy(json))))
+    this._ready.catch(() => {})
+  }
+
+  /** Resolves once the services given to the constructor run (their ServiceInfo). */
+  ready() {
+    return this._ready
+  }
+}
+
+const Registry = native.Registry
+
+Object.assign(OpenAI, {
+  OpenAI,
+  default: OpenAI,
+  Registry,
+  Stream,
+  OpenAIError,
+  APIError,
+  APIUserAbortError,
+  BadRequestError,
+  AuthenticationError,
+  PermissionDeniedError,
+  NotFoundError,
+  ConflictError,
+  UnprocessableEntityError,
+  RateLimitError,
+  InternalServerError,
+  modelLoads: () => native.Registry.modelLoads(),
+})
+
+module.exports = OpenAI
