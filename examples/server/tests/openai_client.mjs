@@ -1,0 +1,53 @@
+// The official `openai` npm package against the server, used exactly as its documentation shows.
+// Reads MODELSERVICE_BASE_URL, MODELSERVICE_API_KEY and MODELSERVICE_MODEL; prints one JSON object
+// with what it saw, for tests/http.rs to check. Exits non-zero on any failure.
+import OpenAI from 'openai';
+
+const baseURL = process.env.MODELSERVICE_BASE_URL;
+const model = process.env.MODELSERVICE_MODEL;
+const openai = new OpenAI({ baseURL, apiKey: process.env.MODELSERVICE_API_KEY });
+const messages = [
+  { role: 'user', content: 'hello!' },
+  { role: 'user', content: 'how are you?' },
+];
+
+const chatCompletion = await openai.chat.completions.create({ model, messages, temperature: 0, max_tokens: 24 });
+
+const pieces = [];
+const stream = await openai.chat.completions.create({ model, messages, temperature: 0, max_tokens: 24, stream: true });
+for await (const chunk of stream) {
+  const text = chunk.choices[0]?.delta?.content;
+  if (text) pieces.push(text);
+}
+
+const models = [];
+for await (const m of openai.models.list()) models.push(m.id);
+const retrieved = (await openai.models.retrieve(model)).id;
+
+// The SDK's own error classes must come out of the server's error envelopes.
+const errors = {};
+try {
+  await new OpenAI({ baseURL, apiKey: 'wrong-key', maxRetries: 0 }).models.list();
+} catch (error) {
+  if (error instanceof OpenAI.AuthenticationError) errors.auth = [error.status, error.type];
+}
+try {
+  await openai.chat.completions.create({ model: 'no/such-model', messages });
+} catch (error) {
+  if (error instanceof OpenAI.NotFoundError) errors.not_found = [error.status, error.code];
+}
+try {
+  await openai.chat.completions.create({ model, messages, temperature: 5 });
+} catch (error) {
+  if (error instanceof OpenAI.BadRequestError) errors.bad_request = [error.status, error.param];
+}
+
+console.log(JSON.stringify({
+  content: chatCompletion.choices[0].message.content,
+  finish_reason: chatCompletion.choices[0].finish_reason,
+  usage: chatCompletion.usage,
+  pieces,
+  models,
+  retrieved,
+  errors,
+}));

@@ -1,0 +1,64 @@
+"""The official `openai` package against the server, used exactly as its documentation shows.
+
+Reads MODELSERVICE_BASE_URL, MODELSERVICE_API_KEY and MODELSERVICE_MODEL; prints one JSON object
+with what it saw, for tests/http.rs to check. Exits non-zero on any failure.
+"""
+
+import json
+import os
+
+import openai
+from openai import OpenAI
+
+base_url = os.environ["MODELSERVICE_BASE_URL"]
+model = os.environ["MODELSERVICE_MODEL"]
+
+client = OpenAI(base_url=base_url, api_key=os.environ["MODELSERVICE_API_KEY"])
+messages = [
+    {"role": "user", "content": "hello!"},
+    {"role": "user", "content": "Say this is test?"},
+]
+
+response = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=24)
+content = response.choices[0].message.content
+
+pieces = []
+stream = client.chat.completions.create(
+    model=model, messages=messages, temperature=0, max_tokens=24, stream=True
+)
+for chunk in stream:
+    if chunk.choices and chunk.choices[0].delta.content:
+        pieces.append(chunk.choices[0].delta.content)
+
+models = [m.id for m in client.models.list()]
+retrieved = client.models.retrieve(model).id
+
+# The SDK's own exception classes must come out of the server's error envelopes.
+errors = {}
+try:
+    OpenAI(base_url=base_url, api_key="wrong-key", max_retries=0).models.list()
+except openai.AuthenticationError as e:
+    errors["auth"] = [e.status_code, e.body.get("type") if isinstance(e.body, dict) else None]
+try:
+    client.chat.completions.create(model="no/such-model", messages=messages)
+except openai.NotFoundError as e:
+    errors["not_found"] = [e.status_code, e.code]
+try:
+    client.chat.completions.create(model=model, messages=messages, temperature=5)
+except openai.BadRequestError as e:
+    errors["bad_request"] = [e.status_code, e.param]
+
+print(
+    json.dumps(
+        {
+            "version": openai.__version__,
+            "content": content,
+            "finish_reason": response.choices[0].finish_reason,
+            "usage": response.usage.model_dump(),
+            "pieces": pieces,
+            "models": models,
+            "retrieved": retrieved,
+            "errors": errors,
+        }
+    )
+)
