@@ -1,0 +1,440 @@
+/*
+ * Tests of the C ABI against the real SmolLM2 model: null arguments, invalid UTF-8, malformed
+ * JSON, an unknown model, early-freed streams, service management and a normal completion.
+ * Built against include/modelservice.h and the static library; run natively and under valgrind.
+ *
+ *   abi MODEL.gguf
+ *
+ * Generations are kept tiny (max_tokens 4, context 256) so the valgrind run stays short.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "modelservice.h"
+
+#define ACCESS_NAME "u-c-abi/smollm2"
+#define SERVICE_NAME "c-abi"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        checks++;                                                                         \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);      \
+            failures++;                                                                   \
+        }                                                                                 \
+    } while (0)
+
+/* Runs `call`, checks it returned `expected`, and keeps the status in `last_status`. */
+static ms_status last_status;
+#define CHECK_STATUS(call, expected)                                                      \
+    do {                                                                                  \
+        checks++;                                                                         \
+        last_status = (call);                                                             \
+        if (last_status != (expected)) {                                                  \
+            const char *e_ = ms_last_error_json();                                        \
+            fprintf(stderr, "%s:%d: %s returned %s, expected %s; last error: %s\n",       \
+                    __FILE__, __LINE__, #call, ms_status_name(last_status),               \
+                    ms_status_name(expected), e_ ? e_ : "(none)");                        \
+            failures++;                                                                   \
+        }                                                                                 \
+    } while (0)
+
+static int contains(const char *haystack, const char *needle) {
+    return haystack != NULL && strstr(haystack, needle) != NULL;
+}
+
+/* The last error names this `code` and `param` (param NULL: not checked). */
+static void check_error(const char *code, const char *param) {
+    char want[128];
+    const char *json = ms_last_error_json();
+    CHECK(json != NULL);
+    CHECK(ms_last_error_message() != NULL);
+    snprintf(want, sizeof want, "\"code\":\"%s\"", code);
+    CHECK(contains(json, want));
+    if (param) {
+        snprintf(want, sizeof want, "\"param\":\"%s\"", param);
+        CHECK(contains(json, want));
+    }
+    CHECK(contains(json, "{\"error\":{\"message\":"));
+    if (!contains(json, code)) fprintf(stderr, "  error was: %s\n", json ? json : "(none)");
+}
+
+/* A non-NULL pointer that is never dereferenced: output slots start with it, so a test can see
+ * that a failed call cleared them. */
+static char sentinel_byte;
+#define SENTINEL ((void *)&sentinel_byte)
+
+static const char *REQUEST =
+    "{\"model\":\"" ACCESS_NAME "\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hi.\"}],"
+    "\"max_tokens\":4,\"temperature\":0}";
+
+static void test_static_strings(void) {
+    CHECK(contains(ms_version(), "."));
+    CHECK(strcmp(ms_status_name(MS_STATUS_NOT_FOUND), "MS_STATUS_NOT_FOUND") == 0);
+    CHECK(strcmp(ms_status_name(MS_STATUS_OK), "MS_STATUS_OK") == 0);
+    CHECK(strcmp(ms_status_name(12345), "MS_STATUS_UNKNOWN") == 0);
+    CHECK(ms_status_http_status(MS_STATUS_NOT_FOUND) == 404);
+    CHECK(ms_status_http_status(MS_STATUS_OVERLOADED) == 429);
+    CHECK(ms_status_http_status(MS_STATUS_OK) == 200);
+    CHECK(ms_status_http_status(7) == 0);
+}
+
+static void test_null_arguments(ms_registry *registry) {
+    char *out = SENTINEL;
+    ms_stream *stream = SENTINEL;
+
+    CHECK_STATUS(ms_registry_new(NULL), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "registry_out");
+
+    CHECK_STATUS(ms_services_list(NULL, &out), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "registry");
+    CHECK(out == NULL);
+    CHECK_STATUS(ms_services_list(registry, NULL), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "list_json_out");
+
+    out = SENTINEL;
+    CHECK_STATUS(ms_chat_completions_create(registry, NULL, &out), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "request_json");
+    CHECK(out == NULL);
+    CHECK_STATUS(ms_chat_completions_create(NULL, REQUEST, &out), MS_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(ms_chat_completions_create(registry, REQUEST, NULL), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "response_json_out");
+
+    CHECK_STATUS(ms_chat_completions_create_stream(registry, NULL, &stream), MS_STATUS_NULL_ARGUMENT);
+    CHECK(stream == NULL);
+    CHECK_STATUS(ms_chat_completions_create_stream(registry, REQUEST, NULL), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "stream_out");
+
+    CHECK_STATUS(ms_services_deploy(registry, NULL, NULL), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "spec_json");
+    CHECK_STATUS(ms_services_retrieve(registry, NULL, &out), MS_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(ms_services_scale(registry, NULL, 1, NULL), MS_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(ms_services_delete(registry, ACCESS_NAME, NULL, NULL), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "confirm");
+    CHECK_STATUS(ms_models_list(NULL, &out), MS_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(ms_models_retrieve(registry, NULL, &out), MS_STATUS_NULL_ARGUMENT);
+
+    out = SENTINEL;
+    CHECK_STATUS(ms_stream_next(NULL, &out), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "stream");
+    CHECK(out == NULL);
+    CHECK_STATUS(ms_stream_next_timeout(NULL, 0, &out), MS_STATUS_NULL_ARGUMENT);
+
+    /* Free functions accept NULL. */
+    ms_registry_free(NULL);
+    ms_stream_free(NULL);
+    ms_string_free(NULL);
+
+    /* A successful call clears the thread's last error. */
+    CHECK_STATUS(ms_services_list(registry, &out), MS_STATUS_OK);
+    CHECK(ms_last_error_json() == NULL);
+    CHECK(contains(out, "{\"object\":\"list\",\"data\":[]}"));
+    ms_string_free(out);
+}
+
+static void test_invalid_utf8(ms_registry *registry) {
+    char *out = SENTINEL;
+    ms_stream *stream = SENTINEL;
+    CHECK_STATUS(ms_chat_completions_create(registry, "{\"model\":\"\xff\xfe\"}", &out),
+                 MS_STATUS_INVALID_UTF8);
+    check_error("invalid_utf8", "request_json");
+    CHECK(out == NULL);
+    CHECK_STATUS(ms_chat_completions_create_stream(registry, "\xc3\x28", &stream),
+                 MS_STATUS_INVALID_UTF8);
+    CHECK(stream == NULL);
+    CHECK_STATUS(ms_services_retrieve(registry, "u/\xe2\x82", &out), MS_STATUS_INVALID_UTF8);
+    check_error("invalid_utf8", "access_name");
+    CHECK_STATUS(ms_services_deploy(registry, "{\"name\":\"\x80\"}", NULL), MS_STATUS_INVALID_UTF8);
+    check_error("invalid_utf8", "spec_json");
+}
+
+static void test_malformed_json(ms_registry *registry) {
+    char *out = SENTINEL;
+    ms_stream *stream = SENTINEL;
+
+    CHECK_STATUS(ms_chat_completions_create(registry, "{not json", &out), MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", NULL);
+    CHECK(contains(ms_last_error_json(), "\"type\":\"invalid_request_error\""));
+    CHECK(ms_status_http_status(last_status) == 400);
+    CHECK(out == NULL);
+    CHECK_STATUS(ms_chat_completions_create(registry, "", &out), MS_STATUS_INVALID_REQUEST);
+    CHECK_STATUS(ms_chat_completions_create_stream(registry, "[1, 2", &stream),
+                 MS_STATUS_INVALID_REQUEST);
+    CHECK(stream == NULL);
+
+    /* A field of the wrong type is named by its path. */
+    CHECK_STATUS(ms_chat_completions_create(registry, "{\"model\":\"m\",\"messages\":\"hi\"}", &out),
+                 MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", "messages");
+    CHECK_STATUS(ms_chat_completions_create(
+                     registry,
+                     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                     "\"temperature\":\"hot\"}",
+                     &out),
+                 MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", "temperature");
+    /* A well-formed request with a value out of range. */
+    CHECK_STATUS(ms_chat_completions_create(
+                     registry,
+                     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                     "\"temperature\":7}",
+                     &out),
+                 MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", "temperature");
+
+    /* Service specs. */
+    CHECK_STATUS(ms_services_deploy(registry, "{\"name\":", NULL), MS_STATUS_INVALID_REQUEST);
+    CHECK_STATUS(ms_services_deploy(registry, "{\"name\":\"x\",\"access_name\":\"u/x\"}", NULL),
+                 MS_STATUS_INVALID_REQUEST);
+    CHECK(contains(ms_last_error_message(), "model"));
+    CHECK_STATUS(ms_services_deploy(
+                     registry,
+                     "{\"name\":\"x\",\"access_name\":\"u/x\",\"model\":\"/m.gguf\",\"instances\":\"two\"}",
+                     NULL),
+                 MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", "instances");
+    CHECK_STATUS(ms_services_deploy(registry,
+                                    "{\"name\":\"x\",\"access_name\":\"bad name\",\"model\":\"/m.gguf\"}",
+                                    NULL),
+                 MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", "access_name");
+}
+
+static void test_unknown_model(ms_registry *registry) {
+    const char *request =
+        "{\"model\":\"nobody/none\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    char *out = SENTINEL;
+    ms_stream *stream = SENTINEL;
+    CHECK_STATUS(ms_chat_completions_create(registry, request, &out), MS_STATUS_NOT_FOUND);
+    check_error("model_not_found", "model");
+    CHECK(contains(ms_last_error_message(), "nobody/none"));
+    CHECK(ms_status_http_status(last_status) == 404);
+    CHECK(out == NULL);
+    CHECK_STATUS(ms_chat_completions_create_stream(registry, request, &stream), MS_STATUS_NOT_FOUND);
+    CHECK(stream == NULL);
+    CHECK_STATUS(ms_services_retrieve(registry, "nobody/none", &out), MS_STATUS_NOT_FOUND);
+    CHECK_STATUS(ms_services_scale(registry, "nobody/none", 2, NULL), MS_STATUS_NOT_FOUND);
+    CHECK_STATUS(ms_services_delete(registry, "nobody/none", "none", NULL), MS_STATUS_NOT_FOUND);
+    CHECK_STATUS(ms_models_retrieve(registry, "nobody/none", &out), MS_STATUS_NOT_FOUND);
+    CHECK_STATUS(ms_services_deploy(registry,
+                                    "{\"name\":\"x\",\"access_name\":\"u/x\",\"model\":\"/no/such/file.gguf\"}",
+                                    NULL),
+                 MS_STATUS_MODEL_LOAD_FAILED);
+    check_error("model_load_failed", "model");
+}
+
+/* The last error is per thread: a failure on another thread does not touch this one's. */
+static void *fail_on_another_thread(void *registry) {
+    char *out = NULL;
+    ms_status status = ms_services_retrieve(registry, "nobody/else", &out);
+    int ok = status == MS_STATUS_NOT_FOUND && contains(ms_last_error_message(), "nobody/else");
+    return ok ? registry : NULL;
+}
+
+static void test_last_error_is_per_thread(ms_registry *registry) {
+    char *out = NULL;
+    CHECK_STATUS(ms_services_retrieve(registry, "nobody/here", &out), MS_STATUS_NOT_FOUND);
+    pthread_t thread;
+    void *result = NULL;
+    CHECK(pthread_create(&thread, NULL, fail_on_another_thread, registry) == 0);
+    CHECK(pthread_join(thread, &result) == 0);
+    CHECK(result == registry);
+    CHECK(contains(ms_last_error_message(), "nobody/here"));
+    CHECK(!contains(ms_last_error_message(), "nobody/else"));
+}
+
+static void deploy(ms_registry *registry, const char *model) {
+    char spec[4096];
+    char *info = SENTINEL;
+    snprintf(spec, sizeof spec,
+             "{\"name\":\"" SERVICE_NAME "\",\"access_name\":\"" ACCESS_NAME "\",\"model\":\"%s\","
+             "\"context_length\":256,\"slots\":2,\"threads\":2}",
+             model);
+    CHECK_STATUS(ms_services_deploy(registry, spec, &info), MS_STATUS_OK);
+    CHECK(contains(info, "\"access_name\":\"" ACCESS_NAME "\""));
+    CHECK(contains(info, "\"status\":\"running\""));
+    CHECK(contains(info, "\"architecture\":\"llama\""));
+    ms_string_free(info);
+
+    info = SENTINEL;
+    CHECK_STATUS(ms_services_deploy(registry, spec, &info), MS_STATUS_SERVICE_EXISTS);
+    check_error("service_exists", "access_name");
+    CHECK(info == NULL);
+}
+
+static void test_completion(ms_registry *registry) {
+    char *response = NULL;
+    CHECK_STATUS(ms_chat_completions_create(registry, REQUEST, &response), MS_STATUS_OK);
+    CHECK(ms_last_error_json() == NULL);
+    CHECK(contains(response, "\"object\":\"chat.completion\""));
+    CHECK(contains(response, "\"role\":\"assistant\""));
+    CHECK(contains(response, "\"model\":\"" ACCESS_NAME "\""));
+    CHECK(contains(response, "\"completion_tokens\":"));
+    CHECK(contains(response, "\"finish_reason\":\"length\"") ||
+          contains(response, "\"finish_reason\":\"stop\""));
+    /* Some text came out of the model. */
+    CHECK(response != NULL && !contains(response, "\"content\":\"\""));
+    printf("completion: %s\n", response ? response : "(none)");
+    ms_string_free(response);
+
+    /* The prompt and max_tokens must fit the 256-token context. */
+    const char *too_long =
+        "{\"model\":\"" ACCESS_NAME "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+        "\"max_tokens\":1000}";
+    CHECK_STATUS(ms_chat_completions_create(registry, too_long, &response),
+                 MS_STATUS_CONTEXT_LENGTH_EXCEEDED);
+    check_error("context_length_exceeded", "max_tokens");
+    CHECK(response == NULL);
+}
+
+static void test_stream_to_the_end(ms_registry *registry) {
+    const char *request =
+        "{\"model\":\"" ACCESS_NAME "\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hi.\"}],"
+        "\"max_tokens\":4,\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
+    ms_stream *stream = NULL;
+    CHECK_STATUS(ms_chat_completions_create_stream(registry, request, &stream), MS_STATUS_OK);
+    if (!stream) return;
+    char *chunk = NULL;
+    int count = 0, saw_role = 0, saw_finish = 0, saw_usage = 0;
+    ms_status status;
+    while ((status = ms_stream_next(stream, &chunk)) == MS_STATUS_OK) {
+        CHECK(contains(chunk, "\"object\":\"chat.completion.chunk\""));
+        if (count == 0) saw_role = contains(chunk, "\"role\":\"assistant\"");
+        saw_finish |= contains(chunk, "\"finish_reason\":\"length\"") ||
+                      contains(chunk, "\"finish_reason\":\"stop\"");
+        saw_usage |= contains(chunk, "\"usage\":{\"prompt_tokens\":");
+        count++;
+        ms_string_free(chunk);
+    }
+    CHECK(status == MS_STATUS_END_OF_STREAM);
+    CHECK(chunk == NULL);
+    CHECK(count >= 3); /* role, at least one piece of text, finish (and usage) */
+    CHECK(saw_role);
+    CHECK(saw_finish);
+    CHECK(saw_usage);
+    /* The end is sticky. */
+    chunk = SENTINEL;
+    CHECK_STATUS(ms_stream_next(stream, &chunk), MS_STATUS_END_OF_STREAM);
+    CHECK(chunk == NULL);
+    CHECK_STATUS(ms_stream_next_timeout(stream, 0, &chunk), MS_STATUS_END_OF_STREAM);
+    ms_stream_free(stream);
+}
+
+/* Reads the number after `"completion_tokens":` inside the `"usage":{` object of a service info. */
+static long service_completion_tokens(const char *info) {
+    const char *usage = info ? strstr(info, "\"usage\":{") : NULL;
+    const char *tokens = usage ? strstr(usage, "\"completion_tokens\":") : NULL;
+    return tokens ? strtol(tokens + strlen("\"completion_tokens\":"), NULL, 10) : -1;
+}
+
+/* Freeing a stream early cancels its generation. Each of these requests would generate 64
+ * tokens if left alone (end-of-text tokens are banned by logit_bias, so the model cannot stop
+ * early), so the service's completion-token count shows whether they were cut short. */
+static long test_early_free(ms_registry *registry) {
+    const char *request =
+        "{\"model\":\"" ACCESS_NAME "\",\"messages\":[{\"role\":\"user\",\"content\":\"Tell a long story.\"}],"
+        "\"max_tokens\":64,\"temperature\":0,\"logit_bias\":{\"0\":-100,\"2\":-100}}";
+    char *before = NULL;
+    CHECK_STATUS(ms_services_retrieve(registry, ACCESS_NAME, &before), MS_STATUS_OK);
+    long tokens_before = service_completion_tokens(before);
+    ms_string_free(before);
+    CHECK(tokens_before >= 0);
+
+    /* Freed right away, before any chunk was read. */
+    ms_stream *stream = NULL;
+    CHECK_STATUS(ms_chat_completions_create_stream(registry, request, &stream), MS_STATUS_OK);
+    ms_stream_free(stream);
+
+    /* Freed after the role chunk and the first piece of text. */
+    stream = NULL;
+    CHECK_STATUS(ms_chat_completions_create_stream(registry, request, &stream), MS_STATUS_OK);
+    char *chunk = NULL;
+    CHECK_STATUS(ms_stream_next(stream, &chunk), MS_STATUS_OK);
+    CHECK(contains(chunk, "\"role\":\"assistant\""));
+    ms_string_free(chunk);
+    chunk = NULL;
+    CHECK_STATUS(ms_stream_next(stream, &chunk), MS_STATUS_OK);
+    CHECK(contains(chunk, "\"content\":\""));
+    ms_string_free(chunk);
+    ms_stream_free(stream);
+    return tokens_before;
+}
+
+static void test_management(ms_registry *registry) {
+    char *out = NULL;
+    CHECK_STATUS(ms_services_list(registry, &out), MS_STATUS_OK);
+    CHECK(contains(out, "\"access_name\":\"" ACCESS_NAME "\""));
+    ms_string_free(out);
+    CHECK_STATUS(ms_models_list(registry, &out), MS_STATUS_OK);
+    CHECK(contains(out, "{\"id\":\"" ACCESS_NAME "\",\"object\":\"model\""));
+    ms_string_free(out);
+    CHECK_STATUS(ms_models_retrieve(registry, ACCESS_NAME, &out), MS_STATUS_OK);
+    CHECK(contains(out, "\"owned_by\":\"modelservice\""));
+    ms_string_free(out);
+
+    CHECK_STATUS(ms_services_scale(registry, ACCESS_NAME, 2, &out), MS_STATUS_OK);
+    CHECK(contains(out, "\"instances\":2"));
+    ms_string_free(out);
+    CHECK_STATUS(ms_services_scale(registry, ACCESS_NAME, 0, NULL), MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", "instances");
+    CHECK_STATUS(ms_services_scale(registry, ACCESS_NAME, 1, NULL), MS_STATUS_OK);
+    CHECK_STATUS(ms_services_retrieve(registry, ACCESS_NAME, &out), MS_STATUS_OK);
+    CHECK(contains(out, "\"instances\":1"));
+    ms_string_free(out);
+}
+
+static void test_delete(ms_registry *registry, long tokens_before_early_free) {
+    char *info = SENTINEL;
+    CHECK_STATUS(ms_services_delete(registry, ACCESS_NAME, "not-the-name", &info),
+                 MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", "confirm");
+    CHECK(info == NULL);
+
+    /* Delete drains the service, so its counters are final here. */
+    CHECK_STATUS(ms_services_delete(registry, ACCESS_NAME, SERVICE_NAME, &info), MS_STATUS_OK);
+    long tokens = service_completion_tokens(info);
+    long early = tokens - tokens_before_early_free;
+    printf("completion tokens of the two early-freed 64-token streams: %ld\n", early);
+    CHECK(early >= 1);  /* the second one produced text before it was freed */
+    CHECK(early < 32);  /* both were cut short, far below 2 x 64 */
+    ms_string_free(info);
+
+    char *out = NULL;
+    CHECK_STATUS(ms_services_retrieve(registry, ACCESS_NAME, &out), MS_STATUS_NOT_FOUND);
+    CHECK_STATUS(ms_chat_completions_create(registry, REQUEST, &out), MS_STATUS_NOT_FOUND);
+    CHECK_STATUS(ms_services_list(registry, &out), MS_STATUS_OK);
+    CHECK(contains(out, "\"data\":[]"));
+    ms_string_free(out);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODEL.gguf\n", argv[0]);
+        return 2;
+    }
+    ms_registry *registry = NULL;
+    CHECK_STATUS(ms_registry_new(&registry), MS_STATUS_OK);
+    if (!registry) return 1;
+
+    test_static_strings();
+    test_null_arguments(registry);
+    test_invalid_utf8(registry);
+    test_malformed_json(registry);
+    test_unknown_model(registry);
+    test_last_error_is_per_thread(registry);
+    deploy(registry, argv[1]);
+    test_completion(registry);
+    test_stream_to_the_end(registry);
+    long tokens_before = test_early_free(registry);
+    test_management(registry);
+    test_delete(registry, tokens_before);
+
+    ms_registry_free(registry);
+    printf("%d checks, %d failed\n", checks, failures);
+    return failures == 0 ? 0 : 1;
+}
