@@ -26,7 +26,12 @@ pyo3::create_exception!(
     "An error with an HTTP status, as an OpenAI server would answer."
 );
 pyo3::create_exception!(modelservice, BadRequestError, APIStatusError, "Status 400.");
-pyo3::create_exception!(modelservice, AuthenticationError, APIStatusError, "Status 401.");
+pyo3::create_exception!(
+    modelservice,
+    AuthenticationError,
+    APIStatusError,
+    "Status 401."
+);
 pyo3::create_exception!(modelservice, NotFoundError, APIStatusError, "Status 404.");
 pyo3::create_exception!(modelservice, ConflictError, APIStatusError, "Status 409.");
 pyo3::create_exception!(modelservice, RateLimitError, APIStatusError, "Status 429.");

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use modelservice::{ChatCompletion, ChatCompletionRequest, ChatCompletionStream, Error, ServiceSpec};
+use modelservice::{
+    ChatCompletion, ChatCompletionRequest, ChatCompletionStream, Error, ServiceSpec,
+};
 use parking_lot::Mutex;
-use pyo3::prelude::*;
 use pyo3::exceptions::PyBaseException;
+use pyo3::prelude::*;
 use serde::Serialize;
 
 mod error;
@@ -207,7 +209,12 @@ impl PyRegistry {
     }
 
     fn __repr__(&self) -> String {
-        let names: Vec<String> = self.inner.list().into_iter().map(|s| s.access_name).collect();
+        let names: Vec<String> = self
+            .inner
+            .list()
+            .into_iter()
+            .map(|s| s.access_name)
+            .collect();
         format!("Registry({names:?})")
     }
 }
@@ -285,7 +292,9 @@ impl PyChatStream {
         if finished || self.closed.load(Ordering::Acquire) {
             *slot = None;
         }
-        poll.map(|next| next.map(|r| r.and_then(|c| serde_json::to_string(&c).map_err(Error::internal))))
+        poll.map(|next| {
+            next.map(|r| r.and_then(|c| serde_json::to_string(&c).map_err(Error::internal)))
+        })
     }
 }
 
@@ -334,7 +343,11 @@ impl PyChatStream {
 /// The exception an invalid request raises, for checks made on the Python side.
 #[pyfunction]
 #[pyo3(signature = (message, param=None))]
-fn invalid_request_error(py: Python<'_>, message: String, param: Option<String>) -> Py<PyBaseException> {
+fn invalid_request_error(
+    py: Python<'_>,
+    message: String,
+    param: Option<String>,
+) -> Py<PyBaseException> {
     error::to_py(Error::InvalidRequest { message, param }).into_value(py)
 }
 

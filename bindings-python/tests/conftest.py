@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from modelservice import OpenAI
 
 ROOT = Path(__file__).resolve().parents[2]

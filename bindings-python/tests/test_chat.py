@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import ACCESS, assert_generation_stopped, decode_steps, endless, user
-
 from modelservice import NOT_GIVEN, ChatCompletion, ChatCompletionChunk, OpenAI, Stream
 
 HERE = Path(__file__).resolve().parent
@@ -68,13 +67,20 @@ def test_dumps_round_trip(client: OpenAI) -> None:
 
 
 def test_max_tokens_and_usage(client: OpenAI) -> None:
-    r = client.chat.completions.create(model=ACCESS, **{**endless(client, ACCESS), "max_tokens": 5}, messages=user("Tell me a story."))
+    r = client.chat.completions.create(
+        model=ACCESS, **{**endless(client, ACCESS), "max_tokens": 5}, messages=user("Tell me a story.")
+    )
     assert r.choices[0].finish_reason == "length"
     assert r.usage is not None and r.usage.completion_tokens == 5
 
 
 def test_stream_matches_whole_answer(client: OpenAI) -> None:
-    params = {"model": ACCESS, "messages": user("What is the capital of France?"), "max_tokens": 32, "temperature": 0}
+    params = {
+        "model": ACCESS,
+        "messages": user("What is the capital of France?"),
+        "max_tokens": 32,
+        "temperature": 0,
+    }
     whole = client.chat.completions.create(**params)
     stream = client.chat.completions.create(**params, stream=True, stream_options={"include_usage": True})
     assert isinstance(stream, Stream)

@@ -1,0 +1,113 @@
+"""Our objects are faithful to the real `openai` package's types, and our declarations are
+tied to the core's: request parameters, response fields, optional SDK fields."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+
+import openai
+import pytest
+from conftest import ACCESS, user
+from modelservice import OpenAI, _client, _native, types
+from openai.types import CompletionUsage as SdkUsage
+from openai.types import Model as SdkModel
+from openai.types.chat import ChatCompletion as SdkCompletion
+from openai.types.chat import ChatCompletionChunk as SdkChunk
+from openai.types.chat import ChatCompletionMessage as SdkMessage
+from openai.types.chat.chat_completion import Choice as SdkChoice
+from openai.types.chat.chat_completion_chunk import Choice as SdkChunkChoice
+from openai.types.chat.chat_completion_chunk import ChoiceDelta as SdkDelta
+
+
+def test_completion_validates_as_the_sdk_type(client: OpenAI) -> None:
+    r = client.chat.completions.create(model=ACCESS, messages=user("hi"), max_tokens=8, n=2)
+    sdk = SdkCompletion.model_validate(r.model_dump())
+    assert sdk.choices[1].message.content == r.choices[1].message.content
+    assert sdk.usage is not None and r.usage is not None and sdk.usage.total_tokens == r.usage.total_tokens
+    SdkCompletion.model_validate_json(r.model_dump_json())
+    # And back: an SDK message is accepted in `messages`.
+    again = client.chat.completions.create(
+        model=ACCESS, messages=[*user("hi"), sdk.choices[0].message, *user("ok")], max_tokens=4
+    )
+    assert again.choices[0].message.content is not None
+
+
+def test_chunks_validate_as_the_sdk_type(client: OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model=ACCESS, messages=user("hi"), max_tokens=8, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = [SdkChunk.model_validate(c.model_dump()) for c in stream]
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+
+
+def test_models_validate_as_the_sdk_type(client: OpenAI) -> None:
+    for m in client.models.list():
+        assert SdkModel.model_validate(m.model_dump()).id == m.id
+
+
+PAIRS = [
+    (types.ChatCompletion, SdkCompletion),
+    (types.Choice, SdkChoice),
+    (types.ChatCompletionMessage, SdkMessage),
+    (types.CompletionUsage, SdkUsage),
+    (types.ChatCompletionChunk, SdkChunk),
+    (types.ChunkChoice, SdkChunkChoice),
+    (types.ChoiceDelta, SdkDelta),
+    (types.Model, SdkModel),
+]
+
+
+@pytest.mark.parametrize(("ours", "sdk"), PAIRS, ids=[p[0].__name__ for p in PAIRS])
+def test_declared_fields_exist_in_the_sdk(ours: type, sdk: type) -> None:
+    fields = set(typing.get_type_hints(ours)) - {"_nested", "_fields"}
+    assert fields <= set(sdk.model_fields), fields - set(sdk.model_fields)  # type: ignore[attr-defined]
+
+
+def _walk(obj: types.OpenAIObject) -> None:
+    """Every field the core sent is declared on its class, recursively."""
+    declared = set(typing.get_type_hints(type(obj)))
+    assert set(obj.model_dump()) <= declared, (type(obj).__name__, set(obj.model_dump()) - declared)
+    for key in obj.model_dump():
+        value = getattr(obj, key)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, types.OpenAIObject):
+                _walk(item)
+
+
+def test_core_output_is_declared(client: OpenAI) -> None:
+    _walk(client.chat.completions.create(model=ACCESS, messages=user("hi"), max_tokens=4))
+    for chunk in client.chat.completions.create(
+        model=ACCESS, messages=user("hi"), max_tokens=4, stream=True, stream_options={"include_usage": True}
+    ):
+        _walk(chunk)
+    _walk(client.models.list())
+    for service in client.services.list():
+        _walk(service)
+
+
+def test_create_parameters_are_the_core_request_fields() -> None:
+    sdk_params = set(inspect.signature(openai.resources.chat.Completions.create).parameters) - {"self"}
+    for create in (_client.Completions.create, _client.AsyncCompletions.create):
+        params = inspect.signature(create).parameters
+        named = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
+        request_options = {"extra_headers", "extra_query", "extra_body", "timeout"}
+        assert named - request_options == set(_native.request_fields())
+        assert request_options <= sdk_params
+    # What is accepted and ignored is the SDK's, not invented here.
+    assert _client.SDK_ONLY_PARAMS <= sdk_params
+    # The engine's extras are llama.cpp sampling knobs the SDK lacks.
+    assert set(_native.request_fields()) - sdk_params == {"top_k", "min_p", "repeat_penalty"}
+
+
+def test_error_classes_are_named_like_the_sdk() -> None:
+    import modelservice
+
+    for name in ["APIError", "APIStatusError", "BadRequestError", "AuthenticationError", "NotFoundError",
+                 "ConflictError", "RateLimitError", "InternalServerError", "OpenAIError"]:  # fmt: skip
+        ours, theirs = getattr(modelservice, name), getattr(openai, name)
+        # Same place in the hierarchy as in the SDK.
+        our_bases = [b.__name__ for b in ours.__mro__ if b.__module__ == "modelservice"]
+        their_bases = [b.__name__ for b in theirs.__mro__ if b.__module__.startswith("openai")]
+        assert [b.replace("ModelServiceError", "OpenAIError") for b in our_bases] == their_bases
