@@ -145,7 +145,8 @@ fn new_context<'m>(model: &'m LlamaModel, config: &InstanceConfig) -> Result<Lla
         .with_n_batch(config.batch_size)
         .with_n_ubatch(config.batch_size)
         .with_n_seq_max(config.slots as u32)
-        // Each slot gets its own n_ctx / n_seq_max cells, so one long request cannot starve others.
+        // One KV stream per slot: a sequence attends only to its own cells, laid out as if it
+        // ran alone, so batched greedy answers equal sequential ones bit for bit.
         .with_kv_unified(false)
         // Keep sliding-window layers whole, so a cached prefix can always be reused.
         .with_swa_full(true)
@@ -255,7 +256,8 @@ impl<'m> Worker<'m> {
             .enumerate()
             .filter(|(_, s)| s.active.is_none())
             .map(|(i, s)| (i, common_prefix(&s.cached, &job.prompt)))
-            .max_by_key(|&(_, n)| n)
+            // Ties go to the lowest slot, keeping active sequence ids contiguous (one ubatch).
+            .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)))
             .expect("the pool only sends jobs to instances with a free slot");
         let slot = &mut self.slots[index];
         // At least the last prompt token is decoded again: its logits start the generation.
@@ -306,40 +308,63 @@ impl<'m> Worker<'m> {
 
     /// One decode step over every active slot, then one sampled token per slot that has logits.
     fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) {
+        // How many tokens each slot feeds this step: one for every generating sequence (keeps
+        // every stream moving), then prompt chunks, oldest request first, as room allows.
+        let mut feed = vec![0usize; self.slots.len()];
+        let mut room = self.batch_size;
+        for &i in &self.arrival {
+            if self.slots[i]
+                .active
+                .as_ref()
+                .is_some_and(|a| a.next_token.is_some())
+            {
+                feed[i] = 1;
+                room -= 1;
+            }
+        }
+        for &i in &self.arrival {
+            let active = self.slots[i]
+                .active
+                .as_ref()
+                .expect("arrival lists active slots");
+            let len = active.job.prompt.len();
+            if active.next_token.is_some() || active.prompt_pos == len || room == 0 {
+                continue;
+            }
+            // The last prompt token always gets a step of its own after the rest: its logits are
+            // then computed the same way whether the rest was decoded now or reused from the
+            // cache, so a repeated greedy request repeats its answer exactly.
+            feed[i] = if active.prompt_pos + 1 == len {
+                1
+            } else {
+                (len - 1 - active.prompt_pos).min(room)
+            };
+            room -= feed[i];
+        }
+
+        // Tokens go into the batch in sequence-id order: with one KV stream per slot, llama.cpp
+        // puts runs of consecutive sequence ids into one ubatch, so this order decodes all
+        // active slots together.
         batch.clear();
         let mut sequences = 0u64;
-        // Generating sequences first: one token each keeps every stream moving.
-        for &i in &self.arrival {
-            let slot = &mut self.slots[i];
-            let active = slot.active.as_mut().expect("arrival lists active slots");
+        for (slot, &take) in self.slots.iter_mut().zip(&feed) {
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
             active.logits_at = None;
+            if take == 0 {
+                continue;
+            }
+            sequences += 1;
             if let Some(token) = active.next_token.take() {
                 active.logits_at = Some(batch.n_tokens());
                 batch
                     .add(token, slot.cached.len() as i32, &[slot.seq], true)
                     .expect("batch holds one token per slot");
                 slot.cached.push(token);
-                sequences += 1;
-            }
-        }
-        // Then prompt chunks, oldest request first, as far as the batch has room.
-        for &i in &self.arrival {
-            let room = self.batch_size - batch.n_tokens() as usize;
-            let slot = &mut self.slots[i];
-            let active = slot.active.as_mut().expect("arrival lists active slots");
-            let len = active.job.prompt.len();
-            if active.prompt_pos == len || room == 0 {
                 continue;
             }
-            // The last prompt token always gets a step of its own after the rest: its logits are
-            // then computed the same way whether the rest was decoded now or reused from the
-            // cache, so a repeated greedy request repeats its answer exactly.
-            let last = active.prompt_pos + 1 == len;
-            let take = if last {
-                1
-            } else {
-                (len - 1 - active.prompt_pos).min(room)
-            };
+            let last = active.prompt_pos + take == active.job.prompt.len();
             if last {
                 active.logits_at = Some(batch.n_tokens());
             }
@@ -350,7 +375,6 @@ impl<'m> Worker<'m> {
                 slot.cached.push(token);
             }
             active.prompt_pos += take;
-            sequences += 1;
         }
 
         let tokens = batch.n_tokens() as u64;

@@ -246,7 +246,7 @@ impl Service {
     pub(crate) fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
         let vocab = self.model.vocab();
         let bos = self.template.bos_token();
-        let add_bos = !(text.starts_with(bos) && !bos.is_empty());
+        let add_bos = bos.is_empty() || !text.starts_with(bos);
         vocab.tokenize(text.as_bytes(), add_bos, true)
     }
 

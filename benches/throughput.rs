@@ -1,0 +1,237 @@
+//! Throughput and latency of the library against the raw llama-cpp-2 decode loop, measured in
+//! one run on the same model, thread count and token budget (these machines are noisy, so only
+//! figures from the same run are compared).
+//!
+//! `make bench`, or `cargo bench -p modelservice --bench throughput`.
+//! Environment: BENCH_THREADS (default: all cores), BENCH_TOKENS (default 128),
+//! BENCH_MODEL (default: SmolLM2 from scripts/fetch-models).
+//!
+//! The raw loop runs in a child process of this binary, so the two never share a backend or
+//! compete for cores.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
+use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ServiceSpec};
+
+const PROMPT: &str = "Write a long story about a lighthouse keeper.";
+const RAW_FLAG: &str = "--raw-loop";
+
+struct Setup {
+    model: PathBuf,
+    threads: usize,
+    tokens: u32,
+}
+
+fn setup() -> Setup {
+    fn env<T: std::str::FromStr>(k: &str) -> Option<T> {
+        std::env::var(k).ok().and_then(|v| v.parse().ok())
+    }
+    let model = std::env::var("BENCH_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-models");
+            let out = std::process::Command::new("python3")
+                .args([script, "smollm2"])
+                .output()
+                .expect("python3");
+            PathBuf::from(
+                String::from_utf8(out.stdout)
+                    .unwrap()
+                    .trim()
+                    .split('\t')
+                    .nth(1)
+                    .expect("a model path"),
+            )
+        });
+    Setup {
+        model,
+        threads: env("BENCH_THREADS").unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
+        tokens: env("BENCH_TOKENS").unwrap_or(128),
+    }
+}
+
+/// The ceiling: tokenize, decode the prompt, then greedy-decode one token at a time.
+/// Prints `prompt_ms decode_tokens_per_s`.
+fn raw_loop(s: &Setup, prompt_text: &str, end_of_turn: i32) {
+    let backend = LlamaBackend::init().unwrap();
+    let model =
+        LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap();
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(1024))
+        .with_n_batch(512)
+        .with_n_threads(s.threads as i32)
+        .with_n_threads_batch(s.threads as i32);
+    let mut ctx = model.new_context(&backend, params).unwrap();
+    let prompt = model.vocab().tokenize(prompt_text.as_bytes(), true, true);
+    let mut sampler = LlamaSampler::chain_simple([
+        LlamaSampler::logit_bias(
+            model.n_vocab(),
+            &[LlamaLogitBias::new(
+                llama_cpp_2::token::LlamaToken(end_of_turn),
+                -100.0,
+            )],
+        ),
+        LlamaSampler::greedy(),
+    ]);
+    let mut batch = LlamaBatch::new(512, 1);
+    let start = Instant::now();
+    batch.add_sequence(&prompt, 0, false).unwrap();
+    ctx.decode(&mut batch).unwrap();
+    let mut token = sampler.sample(&ctx, batch.n_tokens() - 1);
+    let prompt_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let decode_start = Instant::now();
+    let first_pos = prompt.len() as i32;
+    for pos in first_pos..first_pos + s.tokens as i32 - 1 {
+        let _piece = model.vocab().token_to_piece(token, false, None);
+        batch.clear();
+        batch.add(token, pos, &[0], true).unwrap();
+        ctx.decode(&mut batch).unwrap();
+        token = sampler.sample(&ctx, 0);
+    }
+    let tps = f64::from(s.tokens - 1) / decode_start.elapsed().as_secs_f64();
+    println!("{prompt_ms} {tps}");
+}
+
+fn request(access: &str, tokens: u32, end_of_turn: i32) -> ChatCompletionRequest {
+    let mut req = ChatCompletionRequest::new(access, vec![ChatMessage::user(PROMPT)]);
+    req.temperature = Some(0.0);
+    req.max_tokens = Some(tokens);
+    // Ban the end-of-turn token so every run generates exactly `tokens` tokens, as the raw loop does.
+    req.logit_bias = Some([(end_of_turn.to_string(), -100.0)].into());
+    req.stream = Some(true);
+    req
+}
+
+/// One streamed request: (time to first token, decode tokens/s after the first token, tokens).
+fn timed_stream(registry: &Registry, req: ChatCompletionRequest) -> (Duration, f64, u32) {
+    let start = Instant::now();
+    let mut stream = registry.chat_stream(req).unwrap();
+    let mut first: Option<Instant> = None;
+    let mut pieces = 0u32;
+    while let Some(chunk) = stream.next_blocking() {
+        let chunk = chunk.unwrap();
+        if chunk
+            .choices
+            .first()
+            .and_then(|c| c.delta.content.as_deref())
+            .is_some_and(|t| !t.is_empty())
+        {
+            first.get_or_insert_with(Instant::now);
+            pieces += 1;
+        }
+    }
+    let first = first.expect("some text");
+    (
+        first - start,
+        f64::from(pieces.saturating_sub(1)) / first.elapsed().as_secs_f64(),
+        pieces,
+    )
+}
+
+fn main() {
+    let s = setup();
+    if std::env::args().any(|a| a == RAW_FLAG) {
+        let eot: i32 = std::env::var("BENCH_EOT").unwrap().parse().unwrap();
+        raw_loop(&s, &std::env::var("BENCH_PROMPT").unwrap(), eot);
+        return;
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` probes benches; nothing to list here
+    }
+
+    let registry = Arc::new(Registry::new());
+    let mut spec = ServiceSpec::new("bench", "bench/smollm2", &s.model);
+    spec.threads = Some(s.threads);
+    spec.slots = 8;
+    spec.context_length = Some(1024);
+    registry.deploy(spec).unwrap();
+    let access = "bench/smollm2";
+    let eot = registry.tokenize(access, "<|im_end|>").unwrap();
+    let end_of_turn = *eot.last().unwrap();
+    let probe = request(access, 1, end_of_turn);
+    let rendered_prompt_tokens = registry.count_prompt_tokens(&probe).unwrap();
+
+    // The raw loop decodes the same rendered prompt (same token count) in a child process.
+    let rendered = format!(
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let raw = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg(RAW_FLAG)
+        .env("BENCH_PROMPT", &rendered)
+        .env("BENCH_EOT", end_of_turn.to_string())
+        .env("BENCH_MODEL", &s.model)
+        .env("BENCH_THREADS", s.threads.to_string())
+        .env("BENCH_TOKENS", s.tokens.to_string())
+        .output()
+        .unwrap();
+    let raw_out = String::from_utf8_lossy(&raw.stdout);
+    let mut raw_fields = raw_out
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().unwrap());
+    let (raw_prompt_ms, raw_tps) = (raw_fields.next().unwrap(), raw_fields.next().unwrap());
+
+    // Warm-up, then single-stream figures (best of 3, as for the raw loop's steady state).
+    timed_stream(&registry, request(access, 16, end_of_turn));
+    let mut singles: Vec<(Duration, f64, u32)> = (0..3)
+        .map(|_| timed_stream(&registry, request(access, s.tokens, end_of_turn)))
+        .collect();
+    singles.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let (ttft, lib_tps, pieces) = singles[0];
+
+    println!(
+        "modelservice benchmark: {} ({} prompt tokens), {} threads, {} tokens per request",
+        s.model.display(),
+        rendered_prompt_tokens,
+        s.threads,
+        s.tokens
+    );
+    println!("single stream decode       raw llama-cpp-2 loop {raw_tps:7.1} tok/s   modelservice {lib_tps:7.1} tok/s   ({:+.1}%)", (lib_tps / raw_tps - 1.0) * 100.0);
+    println!("time to first token        raw llama-cpp-2 loop {raw_prompt_ms:7.1} ms      modelservice {:7.1} ms", ttft.as_secs_f64() * 1000.0);
+    if pieces + 1 < s.tokens {
+        println!(
+            "  (note: {pieces} text pieces for {} tokens: some tokens joined into one piece)",
+            s.tokens
+        );
+    }
+
+    for concurrency in [1usize, 2, 4, 8] {
+        let before = registry.get(access).unwrap().usage.completion_tokens;
+        let start = Instant::now();
+        let workers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let registry = registry.clone();
+                let req = request(access, s.tokens, end_of_turn);
+                std::thread::spawn(move || {
+                    registry
+                        .chat_stream(req)
+                        .unwrap()
+                        .collect_blocking()
+                        .unwrap()
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let generated = registry.get(access).unwrap().usage.completion_tokens - before;
+        println!(
+            "aggregate, {concurrency} concurrent     {:7.1} tok/s ({generated} tokens in {elapsed:.2} s; raw single-stream ceiling {raw_tps:.1})",
+            generated as f64 / elapsed
+        );
+    }
+}
