@@ -89,6 +89,8 @@ pub(crate) struct InstanceShared {
     pub counters: Arc<Counters>,
     /// llama.cpp requires contexts of one model to be created one at a time.
     pub context_lock: Arc<Mutex<()>>,
+    /// Set when an instance stopped unexpectedly: the service then reports `failed`.
+    pub failure: Arc<Mutex<Option<String>>>,
 }
 
 /// Starts an instance's thread and waits until its context exists (or failed to).
@@ -108,6 +110,7 @@ pub(crate) fn spawn(
                 pool,
                 counters,
                 context_lock,
+                failure,
             } = shared;
             let ctx = {
                 let _serialized = context_lock.lock();
@@ -122,7 +125,16 @@ pub(crate) fn spawn(
             };
             let _ = ready_tx.send(Ok(()));
             let mut worker = Worker::new(id, &model, &config, pool, counters);
-            worker.run(&mut ctx, inbox);
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                worker.run(&mut ctx, &inbox)
+            }));
+            if let Err(panic) = run {
+                // Nothing may hang on a dead instance: fail what it holds and what waits for it.
+                let reason = format!("instance {id} stopped: {}", panic_message(&*panic));
+                tracing::error!(%reason);
+                *failure.lock() = Some(reason.clone());
+                worker.abort_all(&Error::internal(&reason), &inbox);
+            }
         })
         .map_err(|e| Error::internal(format!("cannot start an instance thread: {e}")))?;
     match ready_rx.recv() {
@@ -135,6 +147,14 @@ pub(crate) fn spawn(
             "the instance thread stopped while creating its context",
         )),
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
 }
 
 fn new_context<'m>(model: &'m LlamaModel, config: &InstanceConfig) -> Result<LlamaContext<'m>> {
@@ -219,7 +239,7 @@ impl<'m> Worker<'m> {
         }
     }
 
-    fn run(&mut self, ctx: &mut LlamaContext<'_>, inbox: Receiver<Job>) {
+    fn run(&mut self, ctx: &mut LlamaContext<'_>, inbox: &Receiver<Job>) {
         let mut batch = LlamaBatch::new(self.batch_size, self.slots.len() as i32);
         let mut inbox_open = true;
         loop {
@@ -450,6 +470,17 @@ impl<'m> Worker<'m> {
         Event::Done {
             finish,
             completion_tokens: active.generated,
+        }
+    }
+
+    /// Ends every held and waiting request with `error` (after a panic of this worker).
+    fn abort_all(&mut self, error: &Error, inbox: &Receiver<Job>) {
+        for i in self.arrival.clone() {
+            self.finish(i, Some(Event::Failed(error.clone())));
+        }
+        while let Ok(job) = inbox.try_recv() {
+            let _ = job.events.send(Event::Failed(error.clone()));
+            self.pool.release(self.id, Vec::new());
         }
     }
 

@@ -32,6 +32,8 @@ pub(crate) struct Service {
     pool: Arc<Pool>,
     counters: Arc<Counters>,
     context_lock: Arc<Mutex<()>>,
+    /// Why an instance stopped unexpectedly, if one did.
+    failure: Arc<Mutex<Option<String>>>,
     /// Context length of each slot.
     slot_context: u32,
     created: u64,
@@ -81,6 +83,7 @@ impl Service {
             template,
             counters: Arc::default(),
             context_lock: Arc::default(),
+            failure: Arc::default(),
             slot_context,
             created: unix_now(),
             status: Mutex::new((ServiceStatus::Loading, None)),
@@ -109,8 +112,16 @@ impl Service {
         *self.status.lock() = (status, reason);
     }
 
+    /// The status, and why when it is `failed`.
+    fn status_with_reason(&self) -> (ServiceStatus, Option<String>) {
+        if let Some(reason) = self.failure.lock().clone() {
+            return (ServiceStatus::Failed, Some(reason));
+        }
+        self.status.lock().clone()
+    }
+
     pub(crate) fn status(&self) -> ServiceStatus {
-        self.status.lock().0
+        self.status_with_reason().0
     }
 
     /// Threads per instance: the service's budget (default: all cores) shared out.
@@ -124,7 +135,7 @@ impl Service {
     }
 
     pub(crate) fn info(&self) -> ServiceInfo {
-        let (status, status_reason) = self.status.lock().clone();
+        let (status, status_reason) = self.status_with_reason();
         let instances = self.pool.instance_count();
         let c = &self.counters;
         ServiceInfo {
@@ -167,6 +178,7 @@ impl Service {
                 pool: self.pool.clone(),
                 counters: self.counters.clone(),
                 context_lock: self.context_lock.clone(),
+                failure: self.failure.clone(),
             };
             let thread =
                 instance::spawn(id, &self.spec.access_name, config.clone(), shared, inbox_rx)?;

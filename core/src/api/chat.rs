@@ -205,7 +205,18 @@ impl ChatCompletionRequest {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let param = (path != ".").then_some(path);
+            // The path is "." at the root and "?" where the JSON itself is broken.
+            let at_root = path == "." || path == "?";
+            let missing = inner
+                .to_string()
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_owned);
+            let param = match (at_root, missing) {
+                (true, missing) => missing,
+                (false, Some(field)) => Some(format!("{path}.{field}")),
+                (false, None) => Some(path),
+            };
             let message = match &param {
                 Some(p) => format!("Invalid value for `{p}`: {inner}"),
                 None => format!("Invalid request body: {inner}"),
@@ -470,6 +481,11 @@ mod tests {
         assert_eq!(err.param(), Some("messages[0].role"));
         let err = ChatCompletionRequest::from_json("{not json").unwrap_err();
         assert_eq!(err.param(), None);
+        let err = ChatCompletionRequest::from_json(r#"{"messages":[]}"#).unwrap_err();
+        assert_eq!(err.param(), Some("model"));
+        let err = ChatCompletionRequest::from_json(r#"{"model":"m","messages":[{"content":"x"}]}"#)
+            .unwrap_err();
+        assert_eq!(err.param(), Some("messages[0].role"));
     }
 
     #[test]
