@@ -133,6 +133,7 @@ pub(crate) fn spawn(
                 let reason = format!("instance {id} stopped: {}", panic_message(&*panic));
                 tracing::error!(%reason);
                 *failure.lock() = Some(reason.clone());
+                worker.pool.remove_instance(id);
                 worker.abort_all(&Error::internal(&reason), &inbox);
             }
         })

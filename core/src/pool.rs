@@ -170,6 +170,11 @@ impl Pool {
             .collect()
     }
 
+    /// Takes a dead instance out of scheduling (its thread is ending on its own).
+    pub(crate) fn remove_instance(&self, id: usize) {
+        self.state.lock().instances.retain(|e| e.id != id);
+    }
+
     /// Stops accepting, waits until every queued and running request has finished, and stops
     /// the instances.
     pub(crate) fn drain_and_stop(&self) {
