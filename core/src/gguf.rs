@@ -29,65 +29,87 @@ fn load_error(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// What the header says, read before the weights are loaded.
-struct Header {
-    architecture: String,
+/// An open GGUF header (metadata only, no tensor data), freed on drop.
+struct GgufHeader(*mut sys::gguf_context);
+
+impl Drop for GgufHeader {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from gguf_init_from_file and is freed once.
+        unsafe { sys::gguf_free(self.0) }
+    }
 }
 
-/// Reads the GGUF header and checks that every tensor's data lies inside the file.
-fn check_header(path: &Path) -> Result<Header> {
+impl GgufHeader {
+    fn open(path: &Path) -> Option<Self> {
+        let cpath = CString::new(path.to_string_lossy().as_bytes()).ok()?;
+        let params = sys::gguf_init_params {
+            no_alloc: true,
+            ctx: std::ptr::null_mut(),
+        };
+        // SAFETY: a valid C string; no ggml context is requested.
+        let ctx = unsafe { sys::gguf_init_from_file(cpath.as_ptr(), params) };
+        (!ctx.is_null()).then_some(GgufHeader(ctx))
+    }
+
+    fn key(&self, key: &str, kind: sys::gguf_type) -> Option<i64> {
+        let key = CString::new(key).ok()?;
+        // SAFETY: live context, valid C string.
+        let id = unsafe { sys::gguf_find_key(self.0, key.as_ptr()) };
+        // SAFETY: id is a valid key index when non-negative.
+        (id >= 0 && unsafe { sys::gguf_get_kv_type(self.0, id) } == kind).then_some(id)
+    }
+
+    fn string(&self, key: &str) -> Option<String> {
+        let id = self.key(key, sys::GGUF_TYPE_STRING)?;
+        // SAFETY: the key holds a string; the pointer lives as long as the context.
+        let value = unsafe { CStr::from_ptr(sys::gguf_get_val_str(self.0, id)) };
+        Some(value.to_string_lossy().into_owned()).filter(|s| !s.is_empty())
+    }
+
+    fn u32(&self, key: &str) -> Option<u32> {
+        let id = self.key(key, sys::GGUF_TYPE_UINT32)?;
+        // SAFETY: the key holds a u32.
+        Some(unsafe { sys::gguf_get_val_u32(self.0, id) })
+    }
+
+    /// Bytes the file must have to hold every tensor's data.
+    fn bytes_needed(&self) -> u64 {
+        // SAFETY: live context; tensor indices are in range.
+        unsafe {
+            let data_offset = sys::gguf_get_data_offset(self.0) as u64;
+            (0..sys::gguf_get_n_tensors(self.0))
+                .map(|i| {
+                    data_offset
+                        + (sys::gguf_get_tensor_offset(self.0, i)
+                            + sys::gguf_get_tensor_size(self.0, i)) as u64
+                })
+                .max()
+                .unwrap_or(data_offset)
+        }
+    }
+}
+
+/// Reads the header of a GGUF file without loading its weights: the checks that give a clear
+/// reason (missing, not GGUF, corrupt, truncated) and the base model as far as the metadata
+/// tells it (the weights' type and parameter count are filled in by [`load_model`]).
+pub(crate) fn inspect(path: &Path) -> Result<BaseModel> {
     let meta = std::fs::metadata(path)
         .map_err(|e| load_error(path, format!("cannot read the file: {e}")))?;
     if !meta.is_file() {
         return Err(load_error(path, "not a regular file"));
     }
     let mut magic = [0u8; 4];
-    {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path)
-            .map_err(|e| load_error(path, format!("cannot open the file: {e}")))?;
-        if f.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
-            return Err(load_error(
-                path,
-                "not a GGUF file (the file does not start with the `GGUF` magic bytes)",
-            ));
-        }
-    }
-    let cpath = CString::new(path.to_string_lossy().as_bytes())
-        .map_err(|_| load_error(path, "path contains a NUL byte"))?;
-    let params = sys::gguf_init_params {
-        no_alloc: true,
-        ctx: std::ptr::null_mut(),
-    };
-    // SAFETY: a valid C string and no ggml context requested; the result is freed below.
-    let ctx = unsafe { sys::gguf_init_from_file(cpath.as_ptr(), params) };
-    if ctx.is_null() {
+    let read =
+        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+    if read.is_err() || &magic != b"GGUF" {
         return Err(load_error(
             path,
-            "corrupt or truncated GGUF header or metadata",
+            "not a GGUF file (the file does not start with the `GGUF` magic bytes)",
         ));
     }
-    // SAFETY: ctx is a live gguf context until gguf_free.
-    let result = unsafe {
-        let data_offset = sys::gguf_get_data_offset(ctx) as u64;
-        let mut needed = data_offset;
-        for i in 0..sys::gguf_get_n_tensors(ctx) {
-            let end = data_offset
-                + (sys::gguf_get_tensor_offset(ctx, i) + sys::gguf_get_tensor_size(ctx, i)) as u64;
-            needed = needed.max(end);
-        }
-        let key = sys::gguf_find_key(ctx, c"general.architecture".as_ptr());
-        let architecture = if key >= 0 {
-            CStr::from_ptr(sys::gguf_get_val_str(ctx, key))
-                .to_string_lossy()
-                .into_owned()
-        } else {
-            String::new()
-        };
-        sys::gguf_free(ctx);
-        (needed, architecture)
-    };
-    let (needed, architecture) = result;
+    let header = GgufHeader::open(path)
+        .ok_or_else(|| load_error(path, "corrupt or truncated GGUF header or metadata"))?;
+    let needed = header.bytes_needed();
     if needed > meta.len() {
         return Err(load_error(
             path,
@@ -97,18 +119,35 @@ fn check_header(path: &Path) -> Result<Header> {
             ),
         ));
     }
-    if architecture.is_empty() {
-        return Err(load_error(
-            path,
-            "the GGUF metadata has no `general.architecture`",
-        ));
-    }
-    Ok(Header { architecture })
+    let architecture = header
+        .string("general.architecture")
+        .ok_or_else(|| load_error(path, "the GGUF metadata has no `general.architecture`"))?;
+    Ok(BaseModel {
+        name: header.string("general.name").unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }),
+        size_label: header.string("general.size_label"),
+        quantization: String::new(),
+        trained_context_length: header
+            .u32(&format!("{architecture}.context_length"))
+            .unwrap_or(0),
+        parameters: 0,
+        file_size: meta.len(),
+        path: path.to_path_buf(),
+        has_chat_template: header.string("tokenizer.chat_template").is_some(),
+        architecture,
+    })
 }
 
 /// Loads the weights once; every instance of the service shares the returned model.
-pub(crate) fn load_model(path: &Path, gpu_layers: u32) -> Result<(Arc<LlamaModel>, BaseModel)> {
-    let header = check_header(path)?;
+/// `base` is what [`inspect`] read; the load completes it.
+pub(crate) fn load_model(
+    path: &Path,
+    gpu_layers: u32,
+    mut base: BaseModel,
+) -> Result<(Arc<LlamaModel>, BaseModel)> {
     let backend = backend()?;
     let shown = path.display().to_string();
     let mut last_tenth = -1i32;
@@ -127,33 +166,15 @@ pub(crate) fn load_model(path: &Path, gpu_layers: u32) -> Result<(Arc<LlamaModel
             path,
             format!(
                 "llama.cpp could not load it ({e}); architecture `{}` may be unsupported or the tensor data corrupt",
-                header.architecture
+                base.architecture
             ),
         )
     })?;
     MODEL_LOADS.fetch_add(1, Ordering::Relaxed);
-    let base = describe(&model, path, header.architecture);
+    base.quantization = quantization(&model);
+    base.parameters = model.n_params();
+    base.trained_context_length = model.n_ctx_train();
     Ok((Arc::new(model), base))
-}
-
-fn describe(model: &LlamaModel, path: &Path, architecture: String) -> BaseModel {
-    let meta = |key: &str| model.meta_val_str(key).ok().filter(|s| !s.is_empty());
-    let name = meta("general.name").unwrap_or_else(|| {
-        path.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    BaseModel {
-        name,
-        size_label: meta("general.size_label"),
-        quantization: quantization(model),
-        trained_context_length: model.n_ctx_train(),
-        parameters: model.n_params(),
-        file_size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-        path: path.to_path_buf(),
-        has_chat_template: meta("tokenizer.chat_template").is_some(),
-        architecture,
-    }
 }
 
 /// The weights' type as llama.cpp names it (`Q4_1`, `Q4_K - Medium` ...): the last part of

@@ -1,7 +1,7 @@
 //! The registry: services by access name. Deploy, list, get, scale, delete, and routing of
 //! requests by their `model`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -17,8 +17,8 @@ use crate::stream::ChatCompletionStream;
 #[derive(Default)]
 pub struct Registry {
     services: RwLock<BTreeMap<String, Arc<Service>>>,
-    /// Access names whose deploy is loading the model.
-    loading: Mutex<BTreeSet<String>>,
+    /// Services whose deploy is loading the model, as `get` and `list` report them.
+    loading: Mutex<BTreeMap<String, ServiceInfo>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -38,16 +38,21 @@ impl Registry {
     /// the registry is unchanged.
     pub fn deploy(&self, spec: ServiceSpec) -> Result<ServiceInfo> {
         spec.validate()?;
+        let base = crate::gguf::inspect(&spec.model)?;
         let name = spec.access_name.clone();
+        let id = crate::ids::service_id();
         {
             let services = self.services.read();
             let mut loading = self.loading.lock();
-            if services.contains_key(&name) || loading.contains(&name) {
+            if services.contains_key(&name) || loading.contains_key(&name) {
                 return Err(Error::ServiceExists { access_name: name });
             }
-            loading.insert(name.clone());
+            loading.insert(
+                name.clone(),
+                Service::loading_info(id.clone(), &spec, base.clone()),
+            );
         }
-        let started = Service::start(crate::ids::service_id(), spec);
+        let started = Service::start(id, spec, base);
         let mut services = self.services.write();
         self.loading.lock().remove(&name);
         let service = started?;
@@ -57,13 +62,23 @@ impl Registry {
         Ok(info)
     }
 
-    /// Every deployed service, by access name.
+    /// Every service, by access name, including those still loading.
     pub fn list(&self) -> Vec<ServiceInfo> {
-        self.services.read().values().map(|s| s.info()).collect()
+        let mut all: BTreeMap<String, ServiceInfo> = self
+            .services
+            .read()
+            .iter()
+            .map(|(name, s)| (name.clone(), s.info()))
+            .collect();
+        all.extend(self.loading.lock().clone());
+        all.into_values().collect()
     }
 
-    /// One service's info.
+    /// One service's info (status `loading` while its deploy loads the model).
     pub fn get(&self, access_name: &str) -> Result<ServiceInfo> {
+        if let Some(info) = self.loading.lock().get(access_name) {
+            return Ok(info.clone());
+        }
         Ok(self.service(access_name)?.info())
     }
 
@@ -168,7 +183,7 @@ impl Registry {
         if let Some(s) = self.services.read().get(access_name) {
             return Ok(s.clone());
         }
-        if self.loading.lock().contains(access_name) {
+        if self.loading.lock().contains_key(access_name) {
             return Err(Error::ServiceUnavailable {
                 model: access_name.into(),
                 status: "loading".into(),

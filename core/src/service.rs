@@ -54,9 +54,8 @@ pub(crate) struct Prepared {
 
 impl Service {
     /// Loads the model and starts the instances. Blocks for the load.
-    pub(crate) fn start(id: String, spec: ServiceSpec) -> Result<Arc<Self>> {
-        spec.validate()?;
-        let (model, base) = load_model(&spec.model, spec.gpu_layers)?;
+    pub(crate) fn start(id: String, spec: ServiceSpec, base: BaseModel) -> Result<Arc<Self>> {
+        let (model, base) = load_model(&spec.model, spec.gpu_layers, base)?;
         let vocab = model.vocab();
         let special =
             |t| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
@@ -157,6 +156,26 @@ impl Service {
                 completion_tokens: c.completion_tokens.load(Ordering::Relaxed),
             },
             stats: c.stats(),
+        }
+    }
+
+    /// What a service reports while its model is still loading.
+    pub(crate) fn loading_info(id: String, spec: &ServiceSpec, base: BaseModel) -> ServiceInfo {
+        ServiceInfo {
+            id,
+            name: spec.name.clone(),
+            access_name: spec.access_name.clone(),
+            base_model: base,
+            instances: 0,
+            status: ServiceStatus::Loading,
+            status_reason: None,
+            slots_per_instance: spec.slots,
+            context_length: spec.context_length.unwrap_or(defaults::CONTEXT_LENGTH),
+            threads_per_instance: 0,
+            queue_size: spec.queue_size,
+            created: unix_now(),
+            usage: ServiceUsage::default(),
+            stats: Default::default(),
         }
     }
 
