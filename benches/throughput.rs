@@ -88,26 +88,40 @@ fn raw_loop(s: &Setup, prompt_text: &str, end_of_turn: i32) {
         LlamaSampler::greedy(),
     ]);
     let mut batch = LlamaBatch::new(512, 1);
-    let start = Instant::now();
-    batch.add_sequence(&prompt, 0, false).unwrap();
-    ctx.decode(&mut batch).unwrap();
-    let mut token = sampler.sample(&ctx, batch.n_tokens() - 1);
-    let prompt_ms = start.elapsed().as_secs_f64() * 1000.0;
-    let decode_start = Instant::now();
-    let first_pos = prompt.len() as i32;
-    for pos in first_pos..first_pos + s.tokens as i32 - 1 {
-        let _piece = model.vocab().token_to_piece(token, false, None);
+    // Best of three runs, each on an empty cache.
+    let (mut best_prompt_ms, mut best_tps) = (f64::MAX, 0f64);
+    for _ in 0..3 {
+        ctx.clear_kv_cache();
         batch.clear();
-        batch.add(token, pos, &[0], true).unwrap();
+        let start = Instant::now();
+        batch.add_sequence(&prompt, 0, false).unwrap();
         ctx.decode(&mut batch).unwrap();
-        token = sampler.sample(&ctx, 0);
+        let mut token = sampler.sample(&ctx, batch.n_tokens() - 1);
+        best_prompt_ms = best_prompt_ms.min(start.elapsed().as_secs_f64() * 1000.0);
+        let decode_start = Instant::now();
+        let first_pos = prompt.len() as i32;
+        for pos in first_pos..first_pos + s.tokens as i32 - 1 {
+            let _piece = model.vocab().token_to_piece(token, false, None);
+            batch.clear();
+            batch.add(token, pos, &[0], true).unwrap();
+            ctx.decode(&mut batch).unwrap();
+            token = sampler.sample(&ctx, 0);
+        }
+        best_tps = best_tps.max(f64::from(s.tokens - 1) / decode_start.elapsed().as_secs_f64());
     }
-    let tps = f64::from(s.tokens - 1) / decode_start.elapsed().as_secs_f64();
-    println!("{prompt_ms} {tps}");
+    println!("{best_prompt_ms} {best_tps}");
 }
 
-fn request(access: &str, tokens: u32, end_of_turn: i32) -> ChatCompletionRequest {
-    let mut req = ChatCompletionRequest::new(access, vec![ChatMessage::user(PROMPT)]);
+/// A streamed greedy request for exactly `tokens` tokens. `session` varies the system message,
+/// so its prompt shares almost nothing with earlier ones (a cold prompt, as in the raw loop).
+fn request(access: &str, tokens: u32, end_of_turn: i32, session: usize) -> ChatCompletionRequest {
+    let system = format!(
+        "Session {session}. You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    );
+    let mut req = ChatCompletionRequest::new(
+        access,
+        vec![ChatMessage::system(system), ChatMessage::user(PROMPT)],
+    );
     req.temperature = Some(0.0);
     req.max_tokens = Some(tokens);
     // Ban the end-of-turn token so every run generates exactly `tokens` tokens, as the raw loop does.
@@ -162,12 +176,12 @@ fn main() {
     let access = "bench/smollm2";
     let eot = registry.tokenize(access, "<|im_end|>").unwrap();
     let end_of_turn = *eot.last().unwrap();
-    let probe = request(access, 1, end_of_turn);
+    let probe = request(access, 1, end_of_turn, 0);
     let rendered_prompt_tokens = registry.count_prompt_tokens(&probe).unwrap();
 
     // The raw loop decodes the same rendered prompt (same token count) in a child process.
     let rendered = format!(
-        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
+        "<|im_start|>system\nSession 0. You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
     );
     let raw = std::process::Command::new(std::env::current_exe().unwrap())
         .arg(RAW_FLAG)
@@ -184,13 +198,14 @@ fn main() {
         .map(|v| v.parse::<f64>().unwrap());
     let (raw_prompt_ms, raw_tps) = (raw_fields.next().unwrap(), raw_fields.next().unwrap());
 
-    // Warm-up, then single-stream figures (best of 3, as for the raw loop's steady state).
-    timed_stream(&registry, request(access, 16, end_of_turn));
+    // Warm-up, then single-stream figures: best of 3, as for the raw loop.
+    timed_stream(&registry, request(access, 16, end_of_turn, 1));
     let mut singles: Vec<(Duration, f64, u32)> = (0..3)
-        .map(|_| timed_stream(&registry, request(access, s.tokens, end_of_turn)))
+        .map(|i| timed_stream(&registry, request(access, s.tokens, end_of_turn, 2 + i)))
         .collect();
     singles.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let (ttft, lib_tps, pieces) = singles[0];
+    let (_, lib_tps, pieces) = singles[0];
+    let ttft = singles.iter().map(|s| s.0).min().unwrap();
 
     println!(
         "modelservice benchmark: {} ({} prompt tokens), {} threads, {} tokens per request",
@@ -208,13 +223,15 @@ fn main() {
         );
     }
 
+    let mut session = 10;
     for concurrency in [1usize, 2, 4, 8] {
         let before = registry.get(access).unwrap().usage.completion_tokens;
         let start = Instant::now();
         let workers: Vec<_> = (0..concurrency)
             .map(|_| {
                 let registry = registry.clone();
-                let req = request(access, s.tokens, end_of_turn);
+                session += 1;
+                let req = request(access, s.tokens, end_of_turn, session);
                 std::thread::spawn(move || {
                     registry
                         .chat_stream(req)
