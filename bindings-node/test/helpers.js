@@ -1,0 +1,31 @@
+'use strict'
+// Shared by the tests: the real SmolLM2 model (fetched and cached by scripts/fetch-models) and
+// small service settings so the suite stays quick.
+const { execFileSync } = require('node:child_process')
+const path = require('node:path')
+
+const root = path.resolve(__dirname, '..', '..')
+const packageDir = path.resolve(__dirname, '..')
+
+let cached
+/** Path of the SmolLM2-135M-Instruct GGUF file. */
+function smollm2() {
+  if (!cached) {
+    const line = execFileSync(path.join(root, 'scripts', 'fetch-models'), ['smollm2'], { encoding: 'utf8' })
+    cached = line.trim().split('\t')[1]
+  }
+  return cached
+}
+
+/** A small service spec on SmolLM2. */
+function spec(accessName, extra = {}) {
+  return { name: accessName.split('/').pop(), accessName, model: smollm2(), contextLength: 1024, slots: 4, ...extra }
+}
+
+const messages = [{ role: 'user', content: 'Name three colors of the rainbow.' }]
+
+// SmolLM2's end-of-text and end-of-turn tokens: banning them makes a generation run to
+// `max_tokens`, so only cancellation can end it early.
+const NO_EOS = { 0: -100, 2: -100 }
+
+module.exports = { root, packageDir, smollm2, spec, messages, NO_EOS }

@@ -1,0 +1,72 @@
+// A TypeScript user of the package: tsc checks it against index.d.ts (`make typecheck`), and
+// test/typings.test.js runs the compiled file on the real model.
+import OpenAI from 'modelservice'
+import { APIError, NotFoundError } from 'modelservice'
+
+async function main(modelPath: string): Promise<void> {
+  const openai = new OpenAI({
+    services: [{ name: 'ts', accessName: 'u-ts/usage', model: modelPath, contextLength: 1024, slots: 2 }],
+    apiKey: 'unused',
+  })
+  const infos: OpenAI.ServiceInfo[] = await openai.ready()
+  const status: OpenAI.ServiceStatus = infos[0].status
+
+  const params: OpenAI.ChatCompletionCreateParamsNonStreaming = {
+    model: 'u-ts/usage',
+    messages: [{ role: 'user', content: 'Say this is a test!' }],
+    temperature: 0,
+    max_tokens: 8,
+  }
+  const completion: OpenAI.ChatCompletion = await openai.chat.completions.create(params)
+  const content: string | null = completion.choices[0].message.content
+  const total: number = completion.usage.total_tokens
+
+  const controller = new AbortController()
+  const stream = await openai.chat.completions.create(
+    { ...params, stream: true, stream_options: { include_usage: true } },
+    { signal: controller.signal },
+  )
+  let streamed = ''
+  for await (const chunk of stream) {
+    const c: OpenAI.ChatCompletionChunk = chunk
+    streamed += c.choices[0]?.delta.content ?? ''
+  }
+
+  // @ts-expect-error a non-streamed completion has no deltas
+  completion.choices[0].delta
+
+  const models: OpenAI.Model[] = (await openai.models.list()).data
+  for await (const model of openai.models.list()) {
+    const id: string = model.id
+    void id
+  }
+  const scaled = await openai.services.scale('u-ts/usage', 2)
+  const shared = new OpenAI({ registry: openai })
+
+  let caught: APIError | undefined
+  try {
+    await shared.chat.completions.create({ model: 'no/such-model', messages: [{ role: 'user', content: 'x' }] })
+  } catch (error) {
+    if (error instanceof OpenAI.APIError) caught = error
+    if (error instanceof NotFoundError) console.error(error.status, error.error?.code, error.param)
+  }
+  const deleted = await openai.services.delete('u-ts/usage', { confirm: 'ts' })
+
+  console.log(
+    JSON.stringify({
+      status,
+      content,
+      total,
+      streamed,
+      models: models.map((m) => m.id),
+      instances: scaled.instances,
+      caught: caught?.status,
+      deleted: deleted.access_name,
+    }),
+  )
+}
+
+main(process.argv[2]).catch((error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})
