@@ -14,8 +14,10 @@ from modelservice import OpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCESS = "u-8105f7322477/test"
-# Small settings keep the suite quick on two cores.
-SERVICE = {"name": "test", "access_name": ACCESS, "context_length": 1024, "slots": 4}
+# Small settings keep the suite quick on two cores. One thread per service: llama.cpp's
+# threads spin-wait on each other, which turns slow when other processes share the cores.
+SMALL = {"context_length": 1024, "slots": 4, "threads": 1}
+SERVICE = {"name": "test", "access_name": ACCESS, **SMALL}
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +39,7 @@ def client(model_path: str) -> OpenAI:
 def fresh_service(client: OpenAI, model_path: str) -> Iterator[str]:
     """A service of its own, so its engine counters start at zero."""
     name = f"fresh-{time.monotonic_ns()}"
-    client.services.deploy(name=name, access_name=f"t/{name}", model=model_path, context_length=1024, slots=4)
+    client.services.deploy(name=name, access_name=f"t/{name}", model=model_path, **SMALL)
     yield f"t/{name}"
     client.services.delete(f"t/{name}", confirm=name)
 

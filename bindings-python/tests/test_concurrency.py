@@ -126,7 +126,7 @@ def test_async_services_and_models(client: OpenAI, model_path: str) -> None:
 
     async def main() -> None:
         info = await aclient.services.deploy(
-            {"name": "async", "access_name": "u/async", "model": model_path, "context_length": 256}
+            {"name": "async", "access_name": "u/async", "model": model_path, "context_length": 256, "threads": 1}
         )
         assert info.status == "running"
         assert "u/async" in [m.id for m in await aclient.models.list()]

@@ -91,7 +91,7 @@ def test_failed_load(client: OpenAI, tmp_path: Path) -> None:
 
 def test_conflict(client: OpenAI, model_path: str) -> None:
     with pytest.raises(ConflictError) as e:
-        client.services.deploy(name="again", access_name=ACCESS, model=model_path)
+        client.services.deploy(name="again", access_name=ACCESS, model=model_path, threads=1)
     assert e.value.status_code == 409 and e.value.param == "access_name"
 
 
@@ -106,7 +106,7 @@ def test_bad_service_fields(client: OpenAI, model_path: str) -> None:
 
 def test_full_queue(client: OpenAI, model_path: str) -> None:
     client.services.deploy(
-        name="tiny", access_name="u/tiny", model=model_path, slots=1, queue_size=1, context_length=256
+        name="tiny", access_name="u/tiny", model=model_path, slots=1, queue_size=1, context_length=256, threads=1
     )
     try:
         long = {"model": "u/tiny", "messages": user("Write a long essay."), "max_tokens": 200, "stream": True}

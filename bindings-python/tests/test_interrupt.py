@@ -14,7 +14,8 @@ SCRIPT = textwrap.dedent(
     from conftest import endless, assert_generation_stopped, user
     from modelservice import OpenAI
 
-    client = OpenAI(services=[{"name": "t", "access_name": "u/t", "model": sys.argv[1], "context_length": 1024}])
+    spec = {"name": "t", "access_name": "u/t", "model": sys.argv[1], "context_length": 1024, "threads": 1}
+    client = OpenAI(services=[spec])
     params = endless(client, "u/t")
 
     def interrupt():

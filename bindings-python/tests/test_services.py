@@ -10,7 +10,7 @@ from modelservice import BadRequestError, NotFoundError, OpenAI, Registry, Servi
 def test_deploy_scale_delete(client: OpenAI, model_path: str) -> None:
     loads = Registry.model_loads()
     info = client.services.deploy(
-        name="Managed", access_name="u-1/managed", model=model_path, context_length=512, slots=2
+        name="Managed", access_name="u-1/managed", model=model_path, context_length=512, slots=2, threads=1
     )
     assert Registry.model_loads() == loads + 1
     assert isinstance(info, Service)
