@@ -1,0 +1,63 @@
+'use strict'
+// The package as a user gets it: `npm pack`, `npm install <tarball>` into another project, then
+// the product page example (CommonJS) and an ESM import run from there.
+const { test } = require('node:test')
+const assert = require('node:assert/strict')
+const { execFileSync, spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { packageDir, smollm2 } = require('./helpers')
+
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+
+test('npm pack, npm install into another project, require and import', () => {
+  const project = fs.mkdtempSync(path.join(os.tmpdir(), 'modelservice-user-'))
+  try {
+    const packed = JSON.parse(
+      execFileSync(npm, ['pack', '--json', '--pack-destination', project], { cwd: packageDir, encoding: 'utf8' }),
+    )
+    const files = packed[0].files.map((f) => f.path).sort()
+    for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'package.json']) assert.ok(files.includes(f), f)
+    assert.ok(files.some((f) => f.endsWith('.node')), 'the addon is packed')
+    assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), files.join(' '))
+
+    fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true }))
+    execFileSync(npm, ['install', '--no-audit', '--no-fund', '--offline', `./${packed[0].filename}`], {
+      cwd: project,
+      stdio: 'pipe',
+    })
+
+    fs.copyFileSync(path.join(__dirname, 'fixtures', 'product-page.js'), path.join(project, 'example.js'))
+    const cjs = spawnSync(process.execPath, ['example.js'], {
+      cwd: project,
+      env: { ...process.env, SMOLLM2_GGUF: smollm2() },
+      encoding: 'utf8',
+    })
+    assert.equal(cjs.status, 0, cjs.stderr)
+    assert.equal(cjs.stderr, '')
+    assert.ok(cjs.stdout.trim().length > 0)
+
+    fs.writeFileSync(
+      path.join(project, 'esm.mjs'),
+      [
+        "import OpenAI, { NotFoundError } from 'modelservice'",
+        "const openai = new OpenAI({ services: [{ name: 'm', accessName: 'u/m', model: process.env.SMOLLM2_GGUF }] })",
+        "const r = await openai.chat.completions.create({ model: 'u/m', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 })",
+        "const e = await openai.models.retrieve('u/none').catch((e) => e)",
+        "console.log(JSON.stringify({ text: r.choices[0].message.content, notFound: e instanceof NotFoundError && e instanceof OpenAI.APIError }))",
+      ].join('\n'),
+    )
+    const esm = spawnSync(process.execPath, ['esm.mjs'], {
+      cwd: project,
+      env: { ...process.env, SMOLLM2_GGUF: smollm2() },
+      encoding: 'utf8',
+    })
+    assert.equal(esm.status, 0, esm.stderr)
+    const out = JSON.parse(esm.stdout)
+    assert.ok(out.text.length > 0)
+    assert.equal(out.notFound, true)
+  } finally {
+    fs.rmSync(project, { recursive: true, force: true })
+  }
+})

@@ -1,0 +1,130 @@
+'use strict'
+// index.d.ts against the running code: the TypeScript usage file compiles and runs, every
+// declared request and spec field is one the engine parses, and live response objects have
+// exactly the declared fields.
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const { spawnSync } = require('node:child_process')
+const path = require('node:path')
+const fs = require('node:fs')
+const ts = require('typescript')
+const OpenAI = require('modelservice')
+const { packageDir, smollm2, spec, messages } = require('./helpers')
+
+/** The interfaces of index.d.ts: name -> member name -> { optional, type }. */
+function declaredInterfaces() {
+  const file = path.join(packageDir, 'index.d.ts')
+  const source = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true)
+  const interfaces = new Map()
+  const visit = (node) => {
+    if (ts.isInterfaceDeclaration(node)) {
+      const members = new Map()
+      for (const m of node.members) {
+        if (ts.isPropertySignature(m)) {
+          members.set(m.name.getText(source), { optional: Boolean(m.questionToken), type: m.type.getText(source) })
+        }
+      }
+      interfaces.set(node.name.text, members)
+    }
+    ts.forEachChild(node, visit)
+  }
+  visit(source)
+  return interfaces
+}
+
+const interfaces = declaredInterfaces()
+
+/** Asserts `value` has exactly the fields of interface `name` (recursing into declared interfaces). */
+function conforms(value, name, at = name) {
+  const members = interfaces.get(name)
+  assert.ok(members, `index.d.ts declares ${name}`)
+  for (const key of Object.keys(value)) assert.ok(members.has(key), `${at}.${key} is not declared in ${name}`)
+  for (const [key, { optional, type }] of members) {
+    if (!optional) assert.ok(key in value, `${at}.${key} (declared in ${name}) is missing`)
+    if (value[key] === undefined || value[key] === null) continue
+    const nested = /^(\w+)(\[\])?(?: \| null)?$/.exec(type)
+    if (nested && interfaces.has(nested[1])) {
+      if (nested[2]) value[key].forEach((item, i) => conforms(item, nested[1], `${at}.${key}[${i}]`))
+      else conforms(value[key], nested[1], `${at}.${key}`)
+    }
+  }
+}
+
+const MODEL = 'u-test/typings'
+let openai
+
+before(async () => {
+  openai = new OpenAI({ services: [spec(MODEL)] })
+  await openai.ready()
+})
+
+after(async () => {
+  await openai.services.delete(MODEL, 'typings')
+})
+
+test('the TypeScript usage file compiles against index.d.ts and runs', () => {
+  const tsc = path.join(path.dirname(require.resolve('typescript/package.json')), 'bin', 'tsc')
+  const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(packageDir, 'tsconfig.json')], { encoding: 'utf8' })
+  assert.equal(compiled.status, 0, compiled.stdout + compiled.stderr)
+  const run = spawnSync(process.execPath, [path.join(packageDir, 'build', 'test', 'usage.js'), smollm2()], {
+    encoding: 'utf8',
+  })
+  assert.equal(run.status, 0, run.stderr)
+  const out = JSON.parse(run.stdout)
+  assert.equal(out.status, 'running')
+  assert.ok(out.content.length > 0)
+  assert.equal(out.streamed, out.content)
+  assert.deepEqual(out.models, ['u-ts/usage'])
+  assert.equal(out.instances, 2)
+  assert.equal(out.caught, 404)
+  assert.equal(out.deleted, 'u-ts/usage')
+})
+
+test('response objects have exactly the declared fields', async () => {
+  const completion = await openai.chat.completions.create({ model: MODEL, messages, max_tokens: 4 })
+  conforms(completion, 'ChatCompletion')
+  const stream = await openai.chat.completions.create({
+    model: MODEL,
+    messages,
+    max_tokens: 4,
+    stream: true,
+    stream_options: { include_usage: true },
+  })
+  let chunks = 0
+  for await (const chunk of stream) {
+    conforms(chunk, 'ChatCompletionChunk', `chunk ${chunks++}`)
+  }
+  assert.ok(chunks >= 3)
+  const page = await openai.models.list()
+  conforms(page, 'Page')
+  conforms(page.data[0], 'Model')
+  conforms(await openai.services.retrieve(MODEL), 'ServiceInfo')
+  const error = await openai.models.retrieve('u-test/none').catch((e) => e)
+  conforms(error.error, 'ErrorObject')
+})
+
+/** Asserts the engine names `field` (or a path inside it) when its value has the wrong type. */
+function namesField(error, field) {
+  assert.ok(error instanceof OpenAI.BadRequestError, `${field}: ${error}`)
+  assert.ok(
+    error.param === field || error.param.startsWith(`${field}.`) || error.param.startsWith(`${field}[`),
+    `${field}: the engine named ${error.param}, so it does not parse this field`,
+  )
+}
+
+test('every declared request field is one the engine parses', async () => {
+  const fields = [...interfaces.get('ChatCompletionCreateParamsBase').keys()]
+  assert.ok(fields.length >= 18)
+  for (const field of fields) {
+    const body = { model: MODEL, messages, max_tokens: 1, [field]: [[]] }
+    namesField(await openai.chat.completions.create(body).catch((e) => e), field)
+  }
+})
+
+test('every declared service spec field is one the engine parses', async () => {
+  const snake = (k) => k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())
+  for (const field of interfaces.get('ServiceSpec').keys()) {
+    const body = { name: 'x', access_name: 'u-test/x', model: smollm2(), [field]: [[]] }
+    namesField(await openai.services.deploy(body).catch((e) => e), snake(field))
+  }
+})
