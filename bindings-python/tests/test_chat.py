@@ -151,3 +151,12 @@ def test_parameters_and_messages_round_trip(client: OpenAI) -> None:
 def test_unknown_keyword_is_a_type_error(client: OpenAI) -> None:
     with pytest.raises(TypeError, match="temperatur"):
         client.chat.completions.create(model=ACCESS, messages=user("hi"), temperatur=0.5)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("block", [0, 1], ids=["sync", "async"])
+def test_readme_quickstart_runs(model_path: str, block: int) -> None:
+    readme = (HERE.parent / "README.md").read_text()
+    code = readme.split("```python\n")[block + 1].split("```")[0].replace("/path/to/model.gguf", model_path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
