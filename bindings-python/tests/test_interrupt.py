@@ -18,18 +18,31 @@ SCRIPT = textwrap.dedent(
     client = OpenAI(services=[spec])
     params = endless(client, "u/t")
 
-    def interrupt():
-        while client.services.retrieve("u/t").stats.decode_steps < 3:
+    def interrupt_soon():
+        before = client.services.retrieve("u/t").stats.decode_steps
+        while client.services.retrieve("u/t").stats.decode_steps < before + 3:
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
-    threading.Thread(target=interrupt, daemon=True).start()
+    # A whole completion, then a stream being iterated: Ctrl-C stops both.
+    threading.Thread(target=interrupt_soon, daemon=True).start()
     try:
         client.chat.completions.create(model="u/t", messages=user("Write a long essay."), **params)
         print("finished")
     except KeyboardInterrupt:
         assert_generation_stopped(client, "u/t")
         print("interrupted", client.services.retrieve("u/t").stats.decode_steps)
+
+    before = client.services.retrieve("u/t").stats.decode_steps
+    threading.Thread(target=interrupt_soon, daemon=True).start()
+    try:
+        stream = client.chat.completions.create(model="u/t", messages=user("Another essay."), stream=True, **params)
+        for chunk in stream:
+            pass
+        print("finished")
+    except KeyboardInterrupt:
+        assert_generation_stopped(client, "u/t")
+        print("interrupted", client.services.retrieve("u/t").stats.decode_steps - before)
     """
 )
 
@@ -38,7 +51,7 @@ def test_ctrl_c_interrupts_a_generation(model_path: str) -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run([sys.executable, "-c", SCRIPT, model_path, here], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    words = out.stdout.split()
-    assert words[0] == "interrupted", out.stdout
-    # 900 tokens were asked for; it stopped long before.
-    assert int(words[1]) < 600
+    lines = out.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["interrupted", "interrupted"], out.stdout
+    # 900 tokens were asked for each time; both stopped long before.
+    assert all(int(line.split()[1]) < 600 for line in lines), out.stdout
