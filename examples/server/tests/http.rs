@@ -53,7 +53,8 @@ struct Server {
     log: PathBuf,
 }
 
-/// Service settings small enough for quick tests.
+/// Service settings small enough for quick tests. Each server uses one thread, as the tests
+/// run side by side on small machines.
 #[derive(Clone, Copy)]
 struct Settings {
     slots: usize,
@@ -85,7 +86,7 @@ impl Server {
         let config = format!(
             "listen = \"127.0.0.1:0\"\napi_keys = [\"{USER_KEY}\"]\n{admin}max_body_bytes = {}\n\n\
              [[services]]\nname = \"test\"\naccess_name = \"{MODEL}\"\nmodel = {:?}\n\
-             slots = {}\ncontext_length = 1024\nqueue_size = {}\n",
+             slots = {}\ncontext_length = 1024\nqueue_size = {}\nthreads = 1\n",
             settings.max_body_bytes,
             model.display().to_string(),
             settings.slots,
