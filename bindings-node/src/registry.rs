@@ -30,7 +30,7 @@ impl Drop for Registry {
 #[napi]
 impl Registry {
     /// An empty registry.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new() -> Self {
         Registry {
             inner: Arc::new(modelservice::Registry::new()),
@@ -101,7 +101,7 @@ impl Registry {
     }
 
     /// How many times this process has loaded a model file (scaling never adds to it).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn model_loads() -> i64 {
         modelservice::Registry::model_loads() as i64
     }

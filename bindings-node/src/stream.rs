@@ -80,7 +80,7 @@ impl ChatStream {
     }
 
     /// Stops the generation and releases its slot. Idempotent.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close(&self) {
         self.closed.send_replace(true);
         // When no `next()` holds the stream, drop it now; otherwise that call drops it.

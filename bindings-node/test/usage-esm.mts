@@ -1,0 +1,14 @@
+// An ESM TypeScript user: the default and named imports type-check against index.d.ts.
+import OpenAI, { APIError, NotFoundError } from 'modelservice'
+
+const openai = new OpenAI({ services: [{ name: 'esm', accessName: 'u/esm', model: '/m.gguf' }] })
+const completion: OpenAI.ChatCompletion = await openai.chat.completions.create({
+  model: 'u/esm',
+  messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }],
+  stop: ['\n'],
+  n: 2,
+})
+const error: APIError = new NotFoundError(404, undefined, 'gone', undefined)
+// @ts-expect-error `model` is required
+await openai.chat.completions.create({ messages: [] })
+export { completion, error }
