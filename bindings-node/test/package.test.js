@@ -1,6 +1,6 @@
 'use strict'
 // The package as a user gets it: `npm pack`, `npm install <tarball>` into another project, then
-// the product page example (CommonJS) and an ESM import run from there.
+// `require` and `import` from there.
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const { execFileSync, spawnSync } = require('node:child_process')
@@ -28,8 +28,16 @@ test('npm pack, npm install into another project, require and import', () => {
       stdio: 'pipe',
     })
 
-    fs.copyFileSync(path.join(__dirname, 'fixtures', 'product-page.js'), path.join(project, 'example.js'))
-    const cjs = spawnSync(process.execPath, ['example.js'], {
+    fs.writeFileSync(
+      path.join(project, 'cjs.js'),
+      [
+        "const OpenAI = require('modelservice')",
+        "const openai = new OpenAI({ services: [{ name: 'm', accessName: 'u/m', model: process.env.SMOLLM2_GGUF }] })",
+        "openai.chat.completions.create({ model: 'u/m', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 })",
+        '  .then((r) => console.log(r.choices[0].message.content))',
+      ].join('\n'),
+    )
+    const cjs = spawnSync(process.execPath, ['cjs.js'], {
       cwd: project,
       env: { ...process.env, SMOLLM2_GGUF: smollm2() },
       encoding: 'utf8',
