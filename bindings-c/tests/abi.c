@@ -342,10 +342,11 @@ static long service_completion_tokens(const char *info) {
 
 /* Freeing a stream early cancels its generation. Each of these requests would generate 64
  * tokens if left alone (end-of-text tokens are banned by logit_bias, so the model cannot stop
- * early), so the service's completion-token count shows whether they were cut short. */
+ * early), so the service's completion-token count shows whether they were cut short. They
+ * repeat the completion's messages, so the slot's cached prompt is reused (less to decode). */
 static long test_early_free(ms_registry *registry) {
     const char *request =
-        "{\"model\":\"" ACCESS_NAME "\"," MESSAGES("Tell a long story.") ","
+        "{\"model\":\"" ACCESS_NAME "\"," MESSAGES("Say hi.") ","
         "\"max_tokens\":64,\"temperature\":0,\"logit_bias\":{\"0\":-100,\"2\":-100}}";
     char *before = NULL;
     CHECK_STATUS(ms_services_retrieve(registry, ACCESS_NAME, &before), MS_STATUS_OK);
