@@ -56,6 +56,23 @@ static int contains(const char *haystack, const char *needle) {
     return haystack != NULL && strstr(haystack, needle) != NULL;
 }
 
+/* Appends the raw (still escaped) value of the first `"content":"..."` in `json` to `buf`. */
+static void append_content(char *buf, size_t cap, const char *json) {
+    const char *key = "\"content\":\"";
+    const char *p = json ? strstr(json, key) : NULL;
+    if (!p) return;
+    p += strlen(key);
+    size_t n = strlen(buf);
+    for (; *p && *p != '"' && n + 2 < cap; p++) {
+        if (*p == '\\') buf[n++] = *p++;
+        buf[n++] = *p;
+    }
+    buf[n] = '\0';
+}
+
+/* The content of the whole completion of REQUEST, which the streams below must repeat. */
+static char completion_text[1024];
+
 /* The last error names this `code` and `param` (param NULL: not checked). */
 static void check_error(const char *code, const char *param) {
     char want[128];
@@ -288,6 +305,7 @@ static void test_completion(ms_registry *registry) {
     /* Some text came out of the model. */
     CHECK(response != NULL && !contains(response, "\"content\":\"\""));
     printf("completion: %s\n", response ? response : "(none)");
+    append_content(completion_text, sizeof completion_text, response);
     ms_string_free(response);
 
     /* The prompt and max_tokens must fit the 256-token context. */
@@ -300,27 +318,38 @@ static void test_completion(ms_registry *registry) {
     CHECK(response == NULL);
 }
 
-static void test_stream_to_the_end(ms_registry *registry) {
+/* Reads a whole stream, with ms_stream_next or by polling ms_stream_next_timeout; returns how
+ * many times the poll timed out. */
+static int read_stream(ms_registry *registry, int poll, char *text, size_t cap) {
     const char *request =
         "{\"model\":\"" ACCESS_NAME "\"," MESSAGES("Say hi.") ","
         "\"max_tokens\":4,\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
     ms_stream *stream = NULL;
     CHECK_STATUS(ms_chat_completions_create_stream(registry, request, &stream), MS_STATUS_OK);
-    if (!stream) return;
+    if (!stream) return 0;
     char *chunk = NULL;
-    int count = 0, saw_role = 0, saw_finish = 0, saw_usage = 0;
+    int count = 0, timeouts = 0, timeout_left_chunk = 0, saw_role = 0, saw_finish = 0, saw_usage = 0;
     ms_status status;
-    while ((status = ms_stream_next(stream, &chunk)) == MS_STATUS_OK) {
+    for (;;) {
+        status = poll ? ms_stream_next_timeout(stream, 1, &chunk) : ms_stream_next(stream, &chunk);
+        if (status == MS_STATUS_TIMEOUT) {
+            timeout_left_chunk |= chunk != NULL;
+            timeouts++;
+            continue;
+        }
+        if (status != MS_STATUS_OK) break;
         CHECK(contains(chunk, "\"object\":\"chat.completion.chunk\""));
         if (count == 0) saw_role = contains(chunk, "\"role\":\"assistant\"");
         saw_finish |= contains(chunk, "\"finish_reason\":\"length\"") ||
                       contains(chunk, "\"finish_reason\":\"stop\"");
         saw_usage |= contains(chunk, "\"usage\":{\"prompt_tokens\":");
+        append_content(text, cap, chunk);
         count++;
         ms_string_free(chunk);
     }
     CHECK(status == MS_STATUS_END_OF_STREAM);
     CHECK(chunk == NULL);
+    CHECK(!timeout_left_chunk);
     CHECK(count >= 3); /* role, at least one piece of text, finish (and usage) */
     CHECK(saw_role);
     CHECK(saw_finish);
@@ -331,6 +360,18 @@ static void test_stream_to_the_end(ms_registry *registry) {
     CHECK(chunk == NULL);
     CHECK_STATUS(ms_stream_next_timeout(stream, 0, &chunk), MS_STATUS_END_OF_STREAM);
     ms_stream_free(stream);
+    return timeouts;
+}
+
+static void test_stream_to_the_end(ms_registry *registry) {
+    char blocking[1024] = "", polled[1024] = "";
+    read_stream(registry, 0, blocking, sizeof blocking);
+    int timeouts = read_stream(registry, 1, polled, sizeof polled);
+    printf("streamed: \"%s\"; polled: \"%s\" (%d timeouts)\n", blocking, polled, timeouts);
+    /* Greedy decoding: the streams repeat the whole completion's text. */
+    CHECK(blocking[0] != '\0');
+    CHECK(strcmp(blocking, completion_text) == 0);
+    CHECK(strcmp(polled, completion_text) == 0);
 }
 
 /* Reads the number after `"completion_tokens":` inside the `"usage":{` object of a service info. */
