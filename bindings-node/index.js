@@ -6,6 +6,7 @@
 const { platformSuffix } = require('./platform.js')
 
 const addonFile = `./modelservice.${platformSuffix()}.node`
+/** @type {typeof import('./native')} */
 let native
 try {
   native = require(addonFile)
@@ -67,6 +68,7 @@ class APIError extends OpenAIError {
 }
 
 class APIUserAbortError extends APIError {
+  /** @param {{ message?: string, status?: number, error?: object }} [options] */
   constructor({ message, status, error } = {}) {
     super(status, error, message || 'Request was aborted.', undefined)
   }
@@ -147,6 +149,11 @@ function follow(signal, controller) {
  * Starts a native stream for `body`; closes it (cancelling the generation) when `signal` or
  * the returned controller aborts.
  */
+/**
+ * @param {import('./native').Registry} registry
+ * @param {object} body
+ * @param {AbortSignal | null | undefined} signal
+ */
 async function openStream(registry, body, signal) {
   const controller = new AbortController()
   const unfollow = follow(signal, controller)
@@ -169,6 +176,7 @@ async function openStream(registry, body, signal) {
 
 /** A streamed chat completion: `for await (const chunk of stream)`. Like the SDK's `Stream`. */
 class Stream {
+  /** @param {{ stream: import('./native').ChatStream, controller: AbortController, release: () => void }} opened */
   constructor(opened) {
     this._opened = opened
     this._consumed = false
@@ -203,6 +211,7 @@ class Stream {
 // The client.
 
 class Completions {
+  /** @param {OpenAI} client */
   constructor(client) {
     this._client = client
   }
@@ -224,6 +233,7 @@ class Completions {
 }
 
 class Chat {
+  /** @param {OpenAI} client */
   constructor(client) {
     this.completions = new Completions(client)
   }
@@ -246,6 +256,7 @@ function pagePromise(promise) {
 }
 
 class Models {
+  /** @param {OpenAI} client */
   constructor(client) {
     this._client = client
   }
@@ -286,6 +297,7 @@ function serviceSpec(spec) {
 }
 
 class Services {
+  /** @param {OpenAI} client */
   constructor(client) {
     this._client = client
   }
@@ -327,7 +339,7 @@ class OpenAI {
   /**
    * @param {object} [options]
    * @param {object[]} [options.services] services to deploy (ServiceSpec: name, accessName, model ...)
-   * @param {Registry | OpenAI} [options.registry] share the services of another registry or client
+   * @param {import('./native').Registry | OpenAI} [options.registry] share the services of another registry or client
    * @param {string} [options.apiKey] accepted for compatibility; requests run in-process
    * @param {string} [options.baseURL] accepted for compatibility; requests run in-process
    */
@@ -336,6 +348,7 @@ class OpenAI {
     this.apiKey = apiKey === undefined ? null : apiKey
     this.baseURL = baseURL === undefined ? null : baseURL
     this._options = rest
+    /** @type {import('./native').Registry} */
     this.registry = registry instanceof OpenAI ? registry.registry : registry || new Registry()
     if (!(this.registry instanceof Registry)) {
       throw new OpenAIError('`registry` must be a modelservice Registry or an OpenAI client.')

@@ -62,10 +62,13 @@ after(async () => {
   await openai.services.delete(MODEL, 'typings')
 })
 
-test('the TypeScript usage file compiles against index.d.ts and runs', () => {
+test('the TypeScript usage file compiles against index.d.ts and runs; index.js checks against native.d.ts', () => {
   const tsc = path.join(path.dirname(require.resolve('typescript/package.json')), 'bin', 'tsc')
   const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(packageDir, 'tsconfig.json')], { encoding: 'utf8' })
   assert.equal(compiled.status, 0, compiled.stdout + compiled.stderr)
+  // And index.js calls the addon as native.d.ts (generated from src/) declares it.
+  const js = spawnSync(process.execPath, [tsc, '-p', path.join(packageDir, 'tsconfig.js.json')], { encoding: 'utf8' })
+  assert.equal(js.status, 0, js.stdout + js.stderr)
   const run = spawnSync(process.execPath, [path.join(packageDir, 'build', 'test', 'usage.js'), smollm2()], {
     encoding: 'utf8',
   })
