@@ -17,6 +17,8 @@ use crate::stream::ms_stream;
 /// be used from many threads at once; free it once, after every other call on it returned.
 #[allow(non_camel_case_types)]
 pub struct ms_registry {
+    /// Shared, as every binding holds the engine's registry, so Rust code linked into the same
+    /// program can serve the same services (`Client::with_registry`).
     inner: Arc<Registry>,
 }
 
