@@ -3,7 +3,8 @@
 //! `Registry` in this process, then to the server binary over loopback HTTP.
 //!
 //! `cargo bench -p modelservice-server --bench http` (or `make bench` in examples/server).
-//! Environment: BENCH_CLIENTS (16), BENCH_REQUESTS (64), BENCH_MAX_TOKENS (32), BENCH_SLOTS (4).
+//! Environment: BENCH_CLIENTS (16), BENCH_REQUESTS (64), BENCH_MAX_TOKENS (32), BENCH_SLOTS (4),
+//! BENCH_HTTP_FIRST (0).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -226,8 +227,14 @@ fn main() {
         "SmolLM2-135M Q4_1, 1 instance x {} slots, {clients} clients, {requests} requests, {max_tokens} tokens each",
         spec.slots
     );
-    let lib = library(spec.clone(), clients, requests, max_tokens);
-    let net = http(&spec, clients, requests, max_tokens);
+    // BENCH_HTTP_FIRST=1 swaps the order, to tell the two apart from a machine that warms up.
+    let (lib, net) = if std::env::var("BENCH_HTTP_FIRST").is_ok_and(|v| v == "1") {
+        let net = http(&spec, clients, requests, max_tokens);
+        (library(spec.clone(), clients, requests, max_tokens), net)
+    } else {
+        let lib = library(spec.clone(), clients, requests, max_tokens);
+        (lib, http(&spec, clients, requests, max_tokens))
+    };
     lib.report("library", requests);
     net.report("http", requests);
     let lib_rate = lib.tokens as f64 / lib.wall.as_secs_f64();

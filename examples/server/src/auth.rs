@@ -116,3 +116,25 @@ pub async fn require_admin(request: Request, next: Next) -> Response {
         _ => unauthorized("Managing services needs an admin key."),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_grant_access_by_kind() {
+        let keys = Keys::new(vec!["user-key".into()], vec!["admin-key".into()]);
+        assert_eq!(keys.check(b"user-key"), Some(Access::User));
+        assert_eq!(keys.check(b"admin-key"), Some(Access::Admin));
+        for wrong in [&b""[..], b"user-ke", b"user-key2", b"USER-KEY", b"admin"] {
+            assert_eq!(keys.check(wrong), None, "{wrong:?}");
+        }
+        // With no admin key configured, any valid key manages services.
+        let open = Keys::new(vec!["k".into()], vec![]);
+        assert_eq!(open.check(b"k"), Some(Access::Admin));
+        assert!(
+            !format!("{keys:?}").contains("key"),
+            "Debug must not print keys"
+        );
+    }
+}

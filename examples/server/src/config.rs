@@ -174,3 +174,35 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_services_are_core_specs_with_paths_relative_to_the_file() {
+        let dir =
+            std::env::temp_dir().join(format!("modelservice-server-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("services.toml");
+        std::fs::write(
+            &path,
+            "api_keys = [\"k\"]\nmax_body_bytes = 1000\n\n[[services]]\nname = \"test\"\n\
+             access_name = \"u-1/test\"\nmodel = \"models/m.gguf\"\nslots = 2\n",
+        )
+        .unwrap();
+        let args = Args::parse_from(["server", "--config", path.to_str().unwrap()]);
+        let config = Config::load(args).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.max_body_bytes, 1000);
+        let mut expected = ServiceSpec::new("test", "u-1/test", dir.join("models/m.gguf"));
+        expected.slots = 2;
+        assert_eq!(config.services, vec![expected]);
+
+        std::fs::write(&path, "api_keys = [\"k\"]\nlisten_on = \"0.0.0.0:1\"\n").unwrap();
+        let args = Args::parse_from(["server", "--config", path.to_str().unwrap()]);
+        let err = Config::load(args).unwrap_err();
+        assert!(err.contains("listen_on"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -175,7 +175,6 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = &self.log;
     }
 }
 
@@ -1218,4 +1217,82 @@ fn trial_page_streams_an_answer_in_headless_chromium() {
         "screenshot is not a real PNG"
     );
     eprintln!("trial page screenshot: {}", screenshot.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_shortcut_with_keys_from_the_environment() {
+    let model = smollm2();
+    let binary = env!("CARGO_BIN_EXE_modelservice-server");
+    // No key anywhere: the server refuses to start, and says how to give one.
+    let out = Command::new(binary)
+        .args(["--listen", "127.0.0.1:0", "--model"])
+        .arg(&model)
+        .env_remove("MODELSERVICE_API_KEYS")
+        .env_remove("MODELSERVICE_ADMIN_KEYS")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MODELSERVICE_API_KEYS"));
+
+    let log = artifacts().join("shortcut.log");
+    let mut child = Command::new(binary)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--access-name",
+            "u-1/short",
+            "--name",
+            "short",
+        ])
+        .args([
+            "--slots",
+            "1",
+            "--context-length",
+            "512",
+            "--threads",
+            "1",
+            "--model",
+        ])
+        .arg(&model)
+        .env("MODELSERVICE_API_KEYS", "env-key-1, env-key-2")
+        .env_remove("MODELSERVICE_ADMIN_KEYS")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server {
+        child: Some(child),
+        base: line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("listening")
+            .to_owned(),
+        log,
+    };
+    let (status, models) = call(&server, "GET", "/v1/models", "env-key-2", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(models["data"][0]["id"], "u-1/short");
+    let (status, info) = call(&server, "GET", "/v1/services/u-1/short", "env-key-1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            &info["name"],
+            &info["slots_per_instance"],
+            &info["context_length"]
+        ),
+        (&json!("short"), &json!(1), &json!(512))
+    );
+    let got = call(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        "env-key-1",
+        Some(chat_body("u-1/short", 4)),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{}", got.1);
 }
