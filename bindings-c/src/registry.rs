@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use engine::{ChatCompletionRequest, Registry, ServiceInfo, ServiceSpec};
+use engine::{ChatCompletionRequest, Registry, ServiceList, ServiceSpec};
 
 use crate::error::{ms_status, FfiError};
 use crate::ffi::{arg_ref, arg_str, Out};
@@ -87,7 +87,7 @@ pub unsafe extern "C" fn ms_services_deploy(
         let out = unsafe { Out::optional(info_json_out) };
         let registry = unsafe { arg_ref(registry, "registry") }?;
         let spec_json = unsafe { arg_str(spec_json, "spec_json") }?;
-        let spec = parse_spec(spec_json)?;
+        let spec = ServiceSpec::from_json(spec_json)?;
         out.put_json(&registry.inner.deploy(spec)?)?;
         Ok(ms_status::Ok) as Status
     }
@@ -110,7 +110,7 @@ pub unsafe extern "C" fn ms_services_list(
         // SAFETY: the caller vouches for the pointers.
         let out = unsafe { Out::new(list_json_out, "list_json_out") }?;
         let registry = unsafe { arg_ref(registry, "registry") }?;
-        out.put_json(&ServiceList { object: "list", data: registry.inner.list() })?;
+        out.put_json(&ServiceList::new(registry.inner.list()))?;
         Ok(ms_status::Ok) as Status
     }
 }
@@ -312,28 +312,4 @@ pub unsafe extern "C" fn ms_chat_completions_create_stream(
         out.put_box(ms_stream::new(registry.inner.chat_stream(request)?));
         Ok(ms_status::Ok) as Status
     }
-}
-
-/// The services as an OpenAI-style list, shaped like the engine's `ModelList`.
-#[derive(serde::Serialize)]
-struct ServiceList {
-    object: &'static str,
-    data: Vec<ServiceInfo>,
-}
-
-/// Parses a service spec with the failing field's path as `param`, as requests are parsed.
-fn parse_spec(json: &str) -> Result<ServiceSpec, FfiError> {
-    let de = &mut serde_json::Deserializer::from_str(json);
-    let spec: ServiceSpec = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match path.as_str() {
-            "." => engine::Error::InvalidRequest {
-                message: format!("Invalid service spec: {inner}"),
-                param: None,
-            },
-            p => engine::Error::invalid(p, format!("Invalid value for `{p}`: {inner}")),
-        }
-    })?;
-    Ok(spec)
 }

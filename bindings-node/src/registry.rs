@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use modelservice::{ChatCompletionRequest, Error, ServiceSpec};
+use modelservice::{ChatCompletionRequest, ServiceSpec};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -43,7 +43,7 @@ impl Registry {
     pub async fn deploy(&self, spec: String) -> Result<String> {
         let inner = self.inner.clone();
         blocking(move || {
-            let info = inner.deploy(parse_spec(&spec)?)?;
+            let info = inner.deploy(ServiceSpec::from_json(&spec)?)?;
             json(&info)
         })
         .await
@@ -111,19 +111,4 @@ impl Default for Registry {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Parses a ServiceSpec, naming the failing field as `param` as `ChatCompletionRequest::from_json`
-/// does for requests.
-fn parse_spec(spec: &str) -> modelservice::Result<ServiceSpec> {
-    let de = &mut serde_json::Deserializer::from_str(spec);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let param = (path != ".").then_some(path);
-        let message = match &param {
-            Some(p) => format!("Invalid value for `{p}`: {}", e.inner()),
-            None => format!("Invalid service spec: {}", e.inner()),
-        };
-        Error::InvalidRequest { message, param }
-    })
 }

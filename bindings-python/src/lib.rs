@@ -36,21 +36,8 @@ fn parse_request(json: &str) -> PyResult<ChatCompletionRequest> {
     ChatCompletionRequest::from_json(json).py_err()
 }
 
-/// Parses a service spec, naming the failing field as `param` like the request parser does.
 fn parse_spec(json: &str) -> PyResult<ServiceSpec> {
-    let de = &mut serde_json::Deserializer::from_str(json);
-    serde_path_to_error::deserialize(de)
-        .map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let param = (path != ".").then_some(path);
-            let message = match &param {
-                Some(p) => format!("Invalid value for `{p}`: {inner}"),
-                None => format!("Invalid service spec: {inner}"),
-            };
-            Error::InvalidRequest { message, param }
-        })
-        .py_err()
+    ServiceSpec::from_json(json).py_err()
 }
 
 fn timeout_from_secs(seconds: f64) -> Duration {

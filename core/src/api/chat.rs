@@ -201,28 +201,7 @@ impl ChatCompletionRequest {
 
     /// Parses a JSON body; a malformed field is reported with its path as `param`.
     pub fn from_json(json: &str) -> Result<Self> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            // The path is "." at the root and "?" where the JSON itself is broken.
-            let at_root = path == "." || path == "?";
-            let missing = inner
-                .to_string()
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split('`').next())
-                .map(str::to_owned);
-            let param = match (at_root, missing) {
-                (true, missing) => missing,
-                (false, Some(field)) => Some(format!("{path}.{field}")),
-                (false, None) => Some(path),
-            };
-            let message = match &param {
-                Some(p) => format!("Invalid value for `{p}`: {inner}"),
-                None => format!("Invalid request body: {inner}"),
-            };
-            Error::InvalidRequest { message, param }
-        })
+        super::from_json(json, "request body")
     }
 
     /// Whether the caller asked for a stream.

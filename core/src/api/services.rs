@@ -81,6 +81,11 @@ impl ServiceSpec {
         }
     }
 
+    /// Parses a JSON spec; a malformed field is reported with its path as `param`.
+    pub fn from_json(json: &str) -> Result<Self> {
+        super::from_json(json, "service spec")
+    }
+
     /// Checks the fields that do not need the model file.
     pub fn validate(&self) -> Result<()> {
         if self.name.trim().is_empty() {
@@ -243,5 +248,21 @@ mod tests {
         let spec: ServiceSpec =
             serde_json::from_str(r#"{"name":"t","access_name":"u/t","model":"/m.gguf"}"#).unwrap();
         assert_eq!(spec, ServiceSpec::new("t", "u/t", "/m.gguf"));
+    }
+}
+
+/// The services, shaped like OpenAI lists (`{"object": "list", "data": [...]}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceList {
+    pub object: String,
+    pub data: Vec<ServiceInfo>,
+}
+
+impl ServiceList {
+    pub fn new(data: Vec<ServiceInfo>) -> Self {
+        ServiceList {
+            object: "list".into(),
+            data,
+        }
     }
 }

@@ -11,9 +11,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
-use modelservice::{ChatCompletionRequest, ChatCompletionStream, Error, ServiceInfo, ServiceSpec};
+use modelservice::{
+    ChatCompletionRequest, ChatCompletionStream, Error, ServiceInfo, ServiceList, ServiceSpec,
+};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{join_error, ApiError};
 use crate::AppState;
@@ -69,20 +71,9 @@ fn json_text(bytes: &Bytes) -> ApiResult<&str> {
     Ok(text)
 }
 
-/// Parses a JSON body into a core type, naming the failing field as `param`.
+/// Parses a JSON body into a core type; the core names the failing field as `param`.
 fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
-    let text = json_text(bytes)?;
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let param = (path != ".").then_some(path);
-        let message = match &param {
-            Some(p) => format!("Invalid value for `{p}`: {inner}"),
-            None => format!("Invalid request body: {inner}"),
-        };
-        Error::InvalidRequest { message, param }.into()
-    })
+    Ok(modelservice::from_json(json_text(bytes)?, "request body")?)
 }
 
 /// `GET /health`: public liveness.
@@ -160,19 +151,9 @@ pub async fn get_model(
     Ok(Json(state.registry.model(&model)?))
 }
 
-/// The `/v1/services` list.
-#[derive(Debug, Serialize)]
-pub struct ServiceList {
-    object: &'static str,
-    data: Vec<ServiceInfo>,
-}
-
 /// `GET /v1/services`.
 pub async fn list_services(State(state): State<AppState>) -> Json<ServiceList> {
-    Json(ServiceList {
-        object: "list",
-        data: state.registry.list(),
-    })
+    Json(ServiceList::new(state.registry.list()))
 }
 
 /// `POST /v1/services`: deploy a `ServiceSpec` (loads the model; answers once it runs).
