@@ -40,21 +40,7 @@ fn setup() -> Setup {
     }
     let model = std::env::var("BENCH_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-models");
-            let out = std::process::Command::new("python3")
-                .args([script, "smollm2"])
-                .output()
-                .expect("python3");
-            PathBuf::from(
-                String::from_utf8(out.stdout)
-                    .unwrap()
-                    .trim()
-                    .split('\t')
-                    .nth(1)
-                    .expect("a model path"),
-            )
-        });
+        .unwrap_or_else(|_| modelservice_test_models::smollm2());
     Setup {
         model,
         threads: env("BENCH_THREADS").unwrap_or_else(|| {
@@ -64,6 +50,20 @@ fn setup() -> Setup {
         }),
         tokens: env("BENCH_TOKENS").unwrap_or(128),
     }
+}
+
+/// Greedy sampling with `end_of_turn` banned, as the library's requests ask for it.
+fn greedy_without(model: &LlamaModel, end_of_turn: i32) -> LlamaSampler {
+    LlamaSampler::chain_simple([
+        LlamaSampler::logit_bias(
+            model.n_vocab(),
+            &[LlamaLogitBias::new(
+                llama_cpp_2::token::LlamaToken(end_of_turn),
+                -100.0,
+            )],
+        ),
+        LlamaSampler::greedy(),
+    ])
 }
 
 /// The ceiling: tokenize, decode the prompt, then greedy-decode one token at a time.
@@ -79,16 +79,7 @@ fn raw_loop(s: &Setup, prompt_text: &str, end_of_turn: i32) {
         .with_n_threads_batch(s.threads as i32);
     let mut ctx = model.new_context(&backend, params).unwrap();
     let prompt = model.vocab().tokenize(prompt_text.as_bytes(), true, true);
-    let mut sampler = LlamaSampler::chain_simple([
-        LlamaSampler::logit_bias(
-            model.n_vocab(),
-            &[LlamaLogitBias::new(
-                llama_cpp_2::token::LlamaToken(end_of_turn),
-                -100.0,
-            )],
-        ),
-        LlamaSampler::greedy(),
-    ]);
+    let mut sampler = greedy_without(&model, end_of_turn);
     let mut batch = LlamaBatch::new(512, 1);
     // Best of three runs, each on an empty cache.
     let (mut best_prompt_ms, mut best_tps) = (f64::MAX, 0f64);
@@ -133,18 +124,7 @@ fn raw_batched(s: &Setup, prompt_text: &str, end_of_turn: i32, n: usize) {
     let mut ctx = model.new_context(&backend, params).unwrap();
     let prompt = model.vocab().tokenize(prompt_text.as_bytes(), true, true);
     let mut samplers: Vec<LlamaSampler> = (0..n)
-        .map(|_| {
-            LlamaSampler::chain_simple([
-                LlamaSampler::logit_bias(
-                    model.n_vocab(),
-                    &[LlamaLogitBias::new(
-                        llama_cpp_2::token::LlamaToken(end_of_turn),
-                        -100.0,
-                    )],
-                ),
-                LlamaSampler::greedy(),
-            ])
-        })
+        .map(|_| greedy_without(&model, end_of_turn))
         .collect();
     let mut batch = LlamaBatch::new(512.max(n * prompt.len()), n as i32);
     let start = Instant::now();

@@ -4,25 +4,8 @@
 //! `cargo run --release --example chat -- [prompt]`
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use modelservice::{ChatCompletionRequest, ChatMessage, Client, ServiceSpec};
-
-/// The cached path of the default model, fetched by `scripts/fetch-models` if needed.
-fn default_model() -> PathBuf {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-models");
-    let out = std::process::Command::new("python3")
-        .args([script, "smollm2"])
-        .output()
-        .expect("python3 runs scripts/fetch-models");
-    assert!(
-        out.status.success(),
-        "fetch-models failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8(out.stdout).expect("utf-8 path");
-    PathBuf::from(line.trim().split('\t').nth(1).expect("name<TAB>path"))
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> modelservice::Result<()> {
@@ -35,7 +18,8 @@ async fn main() -> modelservice::Result<()> {
         .deploy(ServiceSpec::new(
             "test",
             "u-8105f7322477/test",
-            default_model(),
+            // The default model: fetched from PyPI and cached by scripts/fetch-models.
+            modelservice_test_models::smollm2(),
         ))
         .await?;
     eprintln!(

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use modelservice::{ChatCompletionRequest, Registry, ServiceSpec};
+use modelservice_test_models::smollm2;
 use serde_json::{json, Value};
 
 const MODEL: &str = "u-bench/smollm2";
@@ -23,17 +24,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn smollm2() -> PathBuf {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/fetch-models");
-    let out = Command::new("python3")
-        .args([script, "smollm2"])
-        .output()
-        .expect("python3 runs scripts/fetch-models");
-    assert!(out.status.success(), "fetch-models failed");
-    let line = String::from_utf8(out.stdout).expect("utf-8");
-    PathBuf::from(line.trim().split('\t').nth(1).expect("name<TAB>path"))
 }
 
 /// The request every client sends (the `i`th one): every answer runs to `max_tokens`, since

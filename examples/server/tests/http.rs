@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use modelservice_test_models::smollm2;
 use serde_json::{json, Value};
 
 const USER_KEY: &str = "sk-test-user-3f9a1c";
@@ -21,23 +22,6 @@ const NO_EOS: &str = r#"{"0": -100, "2": -100}"#;
 
 fn server_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The cached SmolLM2 file, fetched by `scripts/fetch-models` if needed.
-fn smollm2() -> PathBuf {
-    let script = server_dir().join("../../scripts/fetch-models");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg("smollm2")
-        .output()
-        .expect("python3 runs scripts/fetch-models");
-    assert!(
-        out.status.success(),
-        "fetch-models failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8(out.stdout).expect("utf-8");
-    PathBuf::from(line.trim().split('\t').nth(1).expect("name<TAB>path"))
 }
 
 fn artifacts() -> PathBuf {
