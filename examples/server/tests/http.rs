@@ -186,6 +186,19 @@ async fn post_raw(server: &Server, path: &str, key: Option<&str>, body: String) 
     )
 }
 
+/// Posts a streamed chat completion with the user key; the response, once it is a 200.
+async fn open_stream(server: &Server, body: String) -> reqwest::Response {
+    let response = http()
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(USER_KEY)
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    response
+}
+
 async fn call(
     server: &Server,
     method: &str,
@@ -1079,15 +1092,7 @@ async fn client_disconnect_stops_the_generation() {
         r#"{{"model": "{MODEL}", "messages": [{{"role": "user", "content": "Tell a very long story."}}],
             "max_tokens": 900, "stream": true, "logit_bias": {NO_EOS}}}"#
     );
-    let response = http()
-        .post(server.url("/v1/chat/completions"))
-        .bearer_auth(USER_KEY)
-        .body(body)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
-    let mut stream = response.bytes_stream();
+    let mut stream = open_stream(&server, body).await.bytes_stream();
     let mut buffer = String::new();
     let events = read_events(&mut stream, &mut buffer, 4).await;
     assert_eq!(events.len(), 4);
@@ -1118,15 +1123,7 @@ async fn sigterm_finishes_requests_in_flight_then_exits() {
         r#"{{"model": "{MODEL}", "messages": [{{"role": "user", "content": "Count to fifty."}}],
             "max_tokens": 40, "stream": true, "logit_bias": {NO_EOS}}}"#
     );
-    let response = http()
-        .post(server.url("/v1/chat/completions"))
-        .bearer_auth(USER_KEY)
-        .body(body)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
-    let mut stream = response.bytes_stream();
+    let mut stream = open_stream(&server, body).await.bytes_stream();
     let mut buffer = String::new();
     let first = read_events(&mut stream, &mut buffer, 2).await;
     assert_eq!(first.len(), 2);
