@@ -30,9 +30,10 @@ test-server: ## the HTTP server example's tests
 test-c: ## the C ABI: header check, C example, valgrind
 	$(MAKE) -C bindings-c test
 
-lint: ## rustfmt and clippy (plus each binding's own linters)
+lint: ## rustfmt and clippy on the whole workspace, ruff on the Python package (tsc runs in test-node)
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
+	$(MAKE) -C bindings-python lint
 
 bench: setup ## throughput and latency benchmarks against the raw llama.cpp loop
 	cargo bench -p modelservice --bench throughput
