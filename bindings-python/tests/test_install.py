@@ -10,6 +10,8 @@ from pathlib import Path
 from conftest import ACCESS, ROOT, SMALL
 
 SCRIPT = f"""
+import sys
+
 from modelservice import OpenAI
 
 client = OpenAI(services=[{{"name": "test", "access_name": "{ACCESS}", "model": sys.argv[1], **{SMALL!r}}}])
