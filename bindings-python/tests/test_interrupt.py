@@ -14,6 +14,8 @@ SCRIPT = textwrap.dedent(
     from conftest import endless, assert_generation_stopped, user
     from modelservice import OpenAI
 
+    # Python leaves SIGINT ignored if it started that way (e.g. under a background shell job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     spec = {"name": "t", "access_name": "u/t", "model": sys.argv[1], "context_length": 1024, "threads": 1}
     client = OpenAI(services=[spec])
     params = endless(client, "u/t")
