@@ -112,21 +112,23 @@ fn raw_batched(s: &Setup, prompt_text: &str, end_of_turn: i32, n: usize) {
     let backend = LlamaBackend::init().unwrap();
     let model =
         LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap();
+    let prompt = model.vocab().tokenize(prompt_text.as_bytes(), true, true);
+    // Every prompt goes into the first batch, so the batch must hold them all.
+    let batch_tokens = (n * prompt.len()).max(512);
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(1024 * n as u32))
-        .with_n_batch(512)
-        .with_n_ubatch(512)
+        .with_n_batch(batch_tokens as u32)
+        .with_n_ubatch(batch_tokens as u32)
         .with_n_seq_max(n as u32)
         // One KV stream per sequence, as the library runs (and the faster layout here).
         .with_kv_unified(false)
         .with_n_threads(s.threads as i32)
         .with_n_threads_batch(s.threads as i32);
     let mut ctx = model.new_context(&backend, params).unwrap();
-    let prompt = model.vocab().tokenize(prompt_text.as_bytes(), true, true);
     let mut samplers: Vec<LlamaSampler> = (0..n)
         .map(|_| greedy_without(&model, end_of_turn))
         .collect();
-    let mut batch = LlamaBatch::new(512.max(n * prompt.len()), n as i32);
+    let mut batch = LlamaBatch::new(batch_tokens, n as i32);
     let start = Instant::now();
     for seq in 0..n {
         for (pos, &t) in prompt.iter().enumerate() {

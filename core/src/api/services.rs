@@ -230,6 +230,22 @@ pub struct ServiceInfo {
     pub stats: EngineStats,
 }
 
+/// The services, shaped like OpenAI lists (`{"object": "list", "data": [...]}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceList {
+    pub object: String,
+    pub data: Vec<ServiceInfo>,
+}
+
+impl ServiceList {
+    pub fn new(data: Vec<ServiceInfo>) -> Self {
+        ServiceList {
+            object: "list".into(),
+            data,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,21 +264,5 @@ mod tests {
         let spec: ServiceSpec =
             serde_json::from_str(r#"{"name":"t","access_name":"u/t","model":"/m.gguf"}"#).unwrap();
         assert_eq!(spec, ServiceSpec::new("t", "u/t", "/m.gguf"));
-    }
-}
-
-/// The services, shaped like OpenAI lists (`{"object": "list", "data": [...]}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServiceList {
-    pub object: String,
-    pub data: Vec<ServiceInfo>,
-}
-
-impl ServiceList {
-    pub fn new(data: Vec<ServiceInfo>) -> Self {
-        ServiceList {
-            object: "list".into(),
-            data,
-        }
     }
 }
