@@ -286,7 +286,7 @@ fn main() {
     let mut session = 10;
     for concurrency in [1usize, 2, 4, 8] {
         let raw_aggregate = raw(Some(concurrency))[0];
-        let before = registry.get(access).unwrap().usage.completion_tokens;
+        let before = registry.retrieve(access).unwrap().usage.completion_tokens;
         let start = Instant::now();
         let workers: Vec<_> = (0..concurrency)
             .map(|_| {
@@ -306,7 +306,7 @@ fn main() {
             w.join().unwrap();
         }
         let elapsed = start.elapsed().as_secs_f64();
-        let generated = registry.get(access).unwrap().usage.completion_tokens - before;
+        let generated = registry.retrieve(access).unwrap().usage.completion_tokens - before;
         let aggregate = generated as f64 / elapsed;
         println!(
             "aggregate, {concurrency} concurrent    raw batched loop {raw_aggregate:7.1} tok/s   modelservice {aggregate:7.1} tok/s   ({:+.1}%; {generated} tokens in {elapsed:.2} s)",

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use engine::{ChatCompletionRequest, Registry, ServiceList, ServiceSpec};
+use engine::{ChatCompletionRequest, Registry, ServiceSpec};
 
 use crate::error::{ms_status, FfiError};
 use crate::ffi::{arg_ref, arg_str, Out};
@@ -110,7 +110,7 @@ pub unsafe extern "C" fn ms_services_list(
         // SAFETY: the caller vouches for the pointers.
         let out = unsafe { Out::new(list_json_out, "list_json_out") }?;
         let registry = unsafe { arg_ref(registry, "registry") }?;
-        out.put_json(&ServiceList::new(registry.inner.list()))?;
+        out.put_json(&registry.inner.list())?;
         Ok(ms_status::Ok) as Status
     }
 }
@@ -136,7 +136,7 @@ pub unsafe extern "C" fn ms_services_retrieve(
         let out = unsafe { Out::new(info_json_out, "info_json_out") }?;
         let registry = unsafe { arg_ref(registry, "registry") }?;
         let access_name = unsafe { arg_str(access_name, "access_name") }?;
-        out.put_json(&registry.inner.get(access_name)?)?;
+        out.put_json(&registry.inner.retrieve(access_name)?)?;
         Ok(ms_status::Ok) as Status
     }
 }

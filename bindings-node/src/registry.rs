@@ -52,13 +52,13 @@ impl Registry {
     /// Every service's ServiceInfo, as a JSON array.
     #[napi]
     pub fn list(&self) -> Result<String> {
-        sync(|| json(&self.inner.list()))
+        sync(|| json(&self.inner.list().data))
     }
 
     /// One service's ServiceInfo JSON.
     #[napi]
     pub fn retrieve(&self, access_name: String) -> Result<String> {
-        sync(|| json(&self.inner.get(&access_name)?))
+        sync(|| json(&self.inner.retrieve(&access_name)?))
     }
 
     /// Scales a service to `instances` instances; resolves to its ServiceInfo JSON.

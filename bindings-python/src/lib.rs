@@ -114,11 +114,11 @@ impl PyRegistry {
 
     /// Every service's info, as a JSON array.
     fn list(&self) -> PyResult<String> {
-        to_json(&self.inner.list())
+        to_json(&self.inner.list().data)
     }
 
     fn retrieve(&self, access_name: &str) -> PyResult<String> {
-        to_json(&self.inner.get(access_name).py_err()?)
+        to_json(&self.inner.retrieve(access_name).py_err()?)
     }
 
     fn scale(&self, py: Python<'_>, access_name: &str, instances: usize) -> PyResult<String> {
@@ -199,6 +199,7 @@ impl PyRegistry {
         let names: Vec<String> = self
             .inner
             .list()
+            .data
             .into_iter()
             .map(|s| s.access_name)
             .collect();

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use crate::api::{
-    ChatCompletion, ChatCompletionRequest, Model, ModelList, ServiceInfo, ServiceSpec,
+    ChatCompletion, ChatCompletionRequest, Model, ModelList, ServiceInfo, ServiceList, ServiceSpec,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::ops::off_thread;
 use crate::registry::Registry;
 use crate::stream::ChatCompletionStream;
 
@@ -103,12 +104,12 @@ impl Services<'_> {
         off_thread(move || registry.deploy(spec)).await
     }
 
-    pub async fn list(&self) -> Result<Vec<ServiceInfo>> {
+    pub async fn list(&self) -> Result<ServiceList> {
         Ok(self.client.registry.list())
     }
 
     pub async fn retrieve(&self, access_name: &str) -> Result<ServiceInfo> {
-        self.client.registry.get(access_name)
+        self.client.registry.retrieve(access_name)
     }
 
     pub async fn scale(&self, access_name: &str, instances: usize) -> Result<ServiceInfo> {
@@ -124,19 +125,4 @@ impl Services<'_> {
         let (name, confirm) = (access_name.to_owned(), confirm.to_owned());
         off_thread(move || registry.delete(&name, &confirm)).await
     }
-}
-
-/// Runs blocking work on its own thread and awaits its result, with no runtime required.
-async fn off_thread<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("modelservice-manage".into())
-        .spawn(move || {
-            let _ = tx.send(work());
-        })
-        .map_err(|e| Error::internal(format!("cannot start a thread: {e}")))?;
-    rx.await
-        .map_err(|_| Error::internal("the management thread panicked"))?
 }

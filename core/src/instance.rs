@@ -329,8 +329,36 @@ impl<'m> Worker<'m> {
 
     /// One decode step over every active slot, then one sampled token per slot that has logits.
     fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) {
-        // How many tokens each slot feeds this step: one for every generating sequence (keeps
-        // every stream moving), then prompt chunks, oldest request first, as room allows.
+        let feed = self.plan_feed();
+        let sequences = self.fill_batch(batch, &feed);
+        let tokens = batch.n_tokens() as u64;
+        if let Err(e) = ctx.decode(batch) {
+            let error = Error::internal(format!("llama_decode failed: {e}"));
+            for i in self.arrival.clone() {
+                let _ = ctx.kv_cache_seq_rm(self.slots[i].seq, None, None);
+                self.slots[i].cached.clear();
+                self.finish(i, Some(Event::Failed(error.clone())));
+            }
+            return;
+        }
+        self.counters.decode_steps.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .tokens_decoded
+            .fetch_add(tokens, Ordering::Relaxed);
+        self.counters
+            .peak_batch_sequences
+            .fetch_max(sequences, Ordering::Relaxed);
+
+        for i in self.arrival.clone() {
+            if let Some(event) = self.sample(ctx, i) {
+                self.finish(i, Some(event));
+            }
+        }
+    }
+
+    /// How many tokens each slot feeds this step: one for every generating sequence (keeps
+    /// every stream moving), then prompt chunks, oldest request first, as room allows.
+    fn plan_feed(&self) -> Vec<usize> {
         let mut feed = vec![0usize; self.slots.len()];
         let mut room = self.batch_size;
         for &i in &self.arrival {
@@ -362,13 +390,17 @@ impl<'m> Worker<'m> {
             };
             room -= feed[i];
         }
+        feed
+    }
 
+    /// Puts the planned tokens into the batch; returns how many sequences it holds.
+    fn fill_batch(&mut self, batch: &mut LlamaBatch<'_>, feed: &[usize]) -> u64 {
         // Tokens go into the batch in sequence-id order: with one KV stream per slot, llama.cpp
         // puts runs of consecutive sequence ids into one ubatch, so this order decodes all
         // active slots together.
         batch.clear();
         let mut sequences = 0u64;
-        for (slot, &take) in self.slots.iter_mut().zip(&feed) {
+        for (slot, &take) in self.slots.iter_mut().zip(feed) {
             let Some(active) = slot.active.as_mut() else {
                 continue;
             };
@@ -397,30 +429,7 @@ impl<'m> Worker<'m> {
             }
             active.prompt_pos += take;
         }
-
-        let tokens = batch.n_tokens() as u64;
-        if let Err(e) = ctx.decode(batch) {
-            let error = Error::internal(format!("llama_decode failed: {e}"));
-            for i in self.arrival.clone() {
-                let _ = ctx.kv_cache_seq_rm(self.slots[i].seq, None, None);
-                self.slots[i].cached.clear();
-                self.finish(i, Some(Event::Failed(error.clone())));
-            }
-            return;
-        }
-        self.counters.decode_steps.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .tokens_decoded
-            .fetch_add(tokens, Ordering::Relaxed);
-        self.counters
-            .peak_batch_sequences
-            .fetch_max(sequences, Ordering::Relaxed);
-
-        for i in self.arrival.clone() {
-            if let Some(event) = self.sample(ctx, i) {
-                self.finish(i, Some(event));
-            }
-        }
+        sequences
     }
 
     /// Samples slot `i`'s next token and emits its text; returns the final event if it ended.

@@ -15,6 +15,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Every surface (Python, Node, C, HTTP) enters through one door: [`Registry::call`] with an
+//! [`Operation`] name and a JSON body, or [`Registry::stream`] for streamed answers.
+//!
 //! The data flow: [`Registry`] (routes by access name) → service (one loaded model) → pool
 //! (scheduler, bounded queue) → instance (a worker thread owning one llama context with
 //! several slots, decoding one batch per step) → [`ChatCompletionStream`].
@@ -27,6 +30,7 @@ pub mod error;
 mod gguf;
 mod ids;
 mod instance;
+mod ops;
 mod pool;
 mod registry;
 pub mod sampling;
@@ -34,9 +38,11 @@ mod service;
 mod stop;
 mod stream;
 mod template;
+pub mod wait;
 
 pub use api::*;
 pub use client::{Chat, Client, Completions, Models, Services};
 pub use error::{Error, ErrorBody, ErrorEnvelope, Result};
+pub use ops::{wants_stream, CallFuture, Operation, ResponseStream};
 pub use registry::Registry;
 pub use stream::ChatCompletionStream;

@@ -1,5 +1,5 @@
-//! The registry: services by access name. Deploy, list, get, scale, delete, and routing of
-//! requests by their `model`.
+//! The registry: services by access name. Deploy, list, retrieve, scale, delete, and routing of
+//! requests by their `model`. Every surface enters through `Registry::call`/`stream` (`ops.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +7,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::api::{
-    unix_now, ChatCompletion, ChatCompletionRequest, Model, ModelList, ServiceInfo, ServiceSpec,
+    unix_now, ChatCompletion, ChatCompletionRequest, Model, ModelList, ServiceInfo, ServiceList,
+    ServiceSpec,
 };
 use crate::error::{Error, Result};
 use crate::service::Service;
@@ -63,7 +64,7 @@ impl Registry {
     }
 
     /// Every service, by access name, including those still loading.
-    pub fn list(&self) -> Vec<ServiceInfo> {
+    pub fn list(&self) -> ServiceList {
         let mut all: BTreeMap<String, ServiceInfo> = self
             .services
             .read()
@@ -71,11 +72,11 @@ impl Registry {
             .map(|(name, s)| (name.clone(), s.info()))
             .collect();
         all.extend(self.loading.lock().clone());
-        all.into_values().collect()
+        ServiceList::new(all.into_values().collect())
     }
 
     /// One service's info (status `loading` while its deploy loads the model).
-    pub fn get(&self, access_name: &str) -> Result<ServiceInfo> {
+    pub fn retrieve(&self, access_name: &str) -> Result<ServiceInfo> {
         if let Some(info) = self.loading.lock().get(access_name) {
             return Ok(info.clone());
         }

@@ -4,8 +4,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -201,7 +200,7 @@ impl ChatCompletionStream {
 
     /// The next chunk, blocking the calling thread (not for use inside an async runtime).
     pub fn next_blocking(&mut self) -> Option<Result<ChatCompletionChunk>> {
-        block_on(|cx| self.poll_next_chunk(cx))
+        crate::wait::block_on(self.next_chunk())
     }
 
     /// Like [`next_blocking`](Self::next_blocking), but gives up after `timeout` with
@@ -210,19 +209,7 @@ impl ChatCompletionStream {
         &mut self,
         timeout: std::time::Duration,
     ) -> Poll<Option<Result<ChatCompletionChunk>>> {
-        let deadline = std::time::Instant::now() + timeout;
-        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            if let Poll::Ready(v) = self.poll_next_chunk(&mut cx) {
-                return Poll::Ready(v);
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return Poll::Pending;
-            }
-            std::thread::park_timeout(deadline - now);
-        }
+        crate::wait::poll_for(|cx| self.poll_next_chunk(cx), Some(timeout))
     }
 
     /// Gathers the rest of the stream into one [`ChatCompletion`].
@@ -235,12 +222,8 @@ impl ChatCompletionStream {
     }
 
     /// Gathers the rest of the stream, blocking the calling thread.
-    pub fn collect_blocking(mut self) -> Result<ChatCompletion> {
-        let mut gather = Gather::new(self.choices.len());
-        while let Some(chunk) = self.next_blocking() {
-            gather.add(chunk?);
-        }
-        Ok(gather.finish(&self))
+    pub fn collect_blocking(self) -> Result<ChatCompletion> {
+        crate::wait::block_on(self.collect())
     }
 }
 
@@ -301,25 +284,5 @@ impl Gather {
                 .collect(),
             usage: Usage::new(stream.prompt_tokens, stream.completion_tokens),
         }
-    }
-}
-
-/// Parks the thread until woken: enough to drive a stream from blocking code.
-struct ThreadWaker(std::thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-fn block_on<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
     }
 }

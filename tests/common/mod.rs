@@ -1,5 +1,5 @@
 //! Shared helpers of the integration tests: the real models and small service specs.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 

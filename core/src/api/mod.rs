@@ -7,12 +7,21 @@
 pub mod chat;
 mod json;
 pub mod models;
+mod schema;
 pub mod services;
 
 pub use chat::*;
 pub use json::from_json;
 pub use models::*;
+pub use schema::{wire_schema, wire_schema_text, WIRE_SCHEMA_PATH};
 pub use services::*;
+
+/// The body of an operation that takes no parameters (`models.list`, `services.list`).
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
 
 /// Seconds since the Unix epoch, as OpenAI's `created` fields carry it.
 pub(crate) fn unix_now() -> u64 {

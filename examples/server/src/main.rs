@@ -158,7 +158,7 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("server error: {e}"))
     })?;
     // Every connection has closed: stop the services' workers before exiting.
-    for info in registry.list() {
+    for info in registry.list().data {
         let _ = registry.delete(&info.access_name, &info.name);
     }
     Ok(())

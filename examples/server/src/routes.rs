@@ -78,7 +78,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
 
 /// `GET /health`: public liveness.
 pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok", "services": state.registry.list().len()}))
+    Json(serde_json::json!({"status": "ok", "services": state.registry.list().data.len()}))
 }
 
 /// `GET /`: the trial page.
@@ -153,7 +153,7 @@ pub async fn get_model(
 
 /// `GET /v1/services`.
 pub async fn list_services(State(state): State<AppState>) -> Json<ServiceList> {
-    Json(ServiceList::new(state.registry.list()))
+    Json(state.registry.list())
 }
 
 /// `POST /v1/services`: deploy a `ServiceSpec` (loads the model; answers once it runs).
@@ -176,7 +176,7 @@ pub async fn get_service(
     State(state): State<AppState>,
     Path(access_name): Path<String>,
 ) -> ApiResult<Json<ServiceInfo>> {
-    Ok(Json(state.registry.get(&access_name)?))
+    Ok(Json(state.registry.retrieve(&access_name)?))
 }
 
 #[derive(Debug, Deserialize)]
