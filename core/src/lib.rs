@@ -28,6 +28,7 @@ mod client;
 mod detokenize;
 pub mod error;
 mod gguf;
+mod grammar;
 mod ids;
 mod instance;
 mod ops;

@@ -15,6 +15,7 @@ use crate::api::{
 };
 use crate::error::{Error, Result};
 use crate::gguf::load_model;
+use crate::grammar::GrammarCache;
 use crate::instance::{self, Counters, Event, InstanceConfig, InstanceShared, Job};
 use crate::pool::Pool;
 use crate::sampling::SamplingParams;
@@ -29,6 +30,7 @@ pub(crate) struct Service {
     base: BaseModel,
     model: Arc<LlamaModel>,
     template: ChatTemplate,
+    grammars: GrammarCache,
     pool: Arc<Pool>,
     counters: Arc<Counters>,
     context_lock: Arc<Mutex<()>>,
@@ -50,6 +52,8 @@ struct LifeCycle {
 pub(crate) struct Prepared {
     pub prompt: Arc<[LlamaToken]>,
     pub max_tokens: u32,
+    /// The grammar the answer must follow (`response_format`).
+    pub grammar: Option<Arc<str>>,
 }
 
 impl Service {
@@ -80,6 +84,7 @@ impl Service {
             base,
             model,
             template,
+            grammars: GrammarCache::default(),
             counters: Arc::default(),
             context_lock: Arc::default(),
             failure: Arc::default(),
@@ -267,9 +272,16 @@ impl Service {
                 },
             });
         }
+        let grammar = req
+            .response_format
+            .as_ref()
+            .and_then(|f| f.schema_json())
+            .map(|schema| self.grammars.grammar_for(&self.model, &schema))
+            .transpose()?;
         Ok(Prepared {
             max_tokens: requested.unwrap_or(context - prompt_len),
             prompt: prompt.into(),
+            grammar,
         })
     }
 
@@ -302,7 +314,10 @@ impl Service {
             let (tx, rx) = unbounded_channel();
             self.pool.submit(Job {
                 prompt: prepared.prompt.clone(),
-                sampling: SamplingParams::from_request(req, index),
+                sampling: SamplingParams {
+                    grammar: prepared.grammar.clone(),
+                    ..SamplingParams::from_request(req, index)
+                },
                 max_tokens: prepared.max_tokens,
                 stop: req.stop_sequences(),
                 events: tx,
