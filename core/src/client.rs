@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use crate::api::{
-    ChatCompletion, ChatCompletionRequest, Model, ModelList, ServiceInfo, ServiceSpec,
+    ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, Model, ModelList,
+    ServiceInfo, ServiceSpec,
 };
 use crate::error::{Error, Result};
 use crate::registry::Registry;
@@ -34,6 +35,11 @@ impl Client {
     /// `client.chat().completions()`.
     pub fn chat(&self) -> Chat<'_> {
         Chat { client: self }
+    }
+
+    /// `client.embeddings()`.
+    pub fn embeddings(&self) -> Embeddings<'_> {
+        Embeddings { client: self }
     }
 
     /// `client.models()`.
@@ -75,6 +81,22 @@ impl Completions<'_> {
         request: ChatCompletionRequest,
     ) -> Result<ChatCompletionStream> {
         self.client.registry.chat_stream(request)
+    }
+}
+
+pub struct Embeddings<'a> {
+    client: &'a Client,
+}
+
+impl Embeddings<'_> {
+    /// Embeddings of the request's inputs. Dropping the future abandons the inputs not yet
+    /// encoded.
+    pub async fn create(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        self.client
+            .registry
+            .embeddings_pending(&request)?
+            .response()
+            .await
     }
 }
 
