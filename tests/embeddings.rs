@@ -116,6 +116,7 @@ fn vectors_have_the_models_width_unit_norm_and_meaning() {
     assert_eq!(info.kind, ServiceKind::Embedding);
     assert_eq!(info.base_model.architecture, "bert");
     assert_eq!(info.context_length, 512, "capped by the trained context");
+    assert_eq!(info.slots_per_instance, 64, "inputs per batch");
 
     let response = registry
         .embeddings(EmbeddingRequest::new(
@@ -295,6 +296,14 @@ fn refused_requests_name_the_field_at_fault() {
     assert_eq!(
         registry.get("u-8105f7322477/chat").unwrap().kind,
         ServiceKind::Chat
+    );
+
+    // A chat setting on an embedding model is refused, not ignored.
+    let mut templated = spec("u-8105f7322477/templated", minilm());
+    templated.chat_template = Some("{{ messages }}".into());
+    assert_eq!(
+        param_of(registry.deploy(templated)).as_deref(),
+        Some("chat_template")
     );
 
     // The wrong kind of request, both ways.

@@ -90,10 +90,7 @@ impl Service {
                 spec.access_name.clone(),
                 spec.queue_size,
             ))),
-            ServiceKind::Embedding => Engine::Embedding(Arc::new(EmbedPool::new(
-                spec.access_name.clone(),
-                spec.queue_size,
-            ))),
+            ServiceKind::Embedding => embeddings::engine(&spec)?,
         };
         let (model, base) = load_model(&spec.model, spec.gpu_layers, base)?;
         let vocab = model.vocab();
@@ -186,7 +183,10 @@ impl Service {
             instances,
             status,
             status_reason,
-            slots_per_instance: self.spec.slots,
+            slots_per_instance: match self.engine {
+                Engine::Chat(_) => self.spec.slots,
+                Engine::Embedding(_) => embeddings::BATCH_INPUTS,
+            },
             context_length: self.slot_context,
             threads_per_instance: self.threads_per_instance(instances),
             queue_size: self.spec.queue_size,

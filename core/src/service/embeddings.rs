@@ -13,14 +13,15 @@ use tokio::sync::oneshot;
 use super::{Engine, LifeCycle, Service};
 use crate::api::{
     Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage,
-    EmbeddingVector, EncodingFormat, ServiceKind, ServiceStatus,
+    EmbeddingVector, EncodingFormat, ServiceKind, ServiceSpec, ServiceStatus,
 };
 use crate::embed::{self, EmbedConfig, EmbedShared};
 use crate::embed_pool::{BatchLimits, EmbedItem, EmbedPool, Gather, Vectors};
 use crate::error::{Error, Result};
 
-/// Most inputs one embedding batch holds (each is a sequence of its own).
-const BATCH_INPUTS: usize = 64;
+/// Most inputs one embedding batch holds (each is a sequence of its own); an embedding
+/// service's info reports it as its slots per instance.
+pub(super) const BATCH_INPUTS: usize = 64;
 /// Most tokens one embedding batch holds, unless one input may be longer.
 const BATCH_TOKENS: usize = 1024;
 
@@ -68,6 +69,23 @@ impl PendingEmbeddings {
             },
         })
     }
+}
+
+/// The engine of an embedding service; chat settings of its spec are refused, not ignored.
+pub(super) fn engine(spec: &ServiceSpec) -> Result<Engine> {
+    if spec.chat_template.is_some() {
+        return Err(Error::invalid(
+            "chat_template",
+            format!(
+                "`{}` is an embedding model: it serves embeddings, so it takes no `chat_template`.",
+                spec.model.display()
+            ),
+        ));
+    }
+    Ok(Engine::Embedding(Arc::new(EmbedPool::new(
+        spec.access_name.clone(),
+        spec.queue_size,
+    ))))
 }
 
 impl Service {
