@@ -177,7 +177,11 @@ fn a_cut_answer_says_length_and_schema_errors_name_the_field() {
 fn no_sampling_combination_aborts_the_process() {
     let registry = registry();
     let brace = *registry.tokenize("json/smol", "{").unwrap().last().unwrap();
-    let quote = *registry.tokenize("json/smol", "\"").unwrap().last().unwrap();
+    let quote = *registry
+        .tokenize("json/smol", "\"")
+        .unwrap()
+        .last()
+        .unwrap();
     let ban = json!({brace.to_string(): -100, quote.to_string(): -100});
     let samplings = [
         json!({"temperature": 0}),
@@ -194,7 +198,9 @@ fn no_sampling_combination_aborts_the_process() {
     let formats = [
         json!({"type": "json_object"}),
         json_schema_format(person_schema()),
-        json_schema_format(json!({"type": "object", "properties": {"ok": {"const": true}}, "required": ["ok"]})),
+        json_schema_format(
+            json!({"type": "object", "properties": {"ok": {"const": true}}, "required": ["ok"]}),
+        ),
     ];
     let mut answered = 0;
     for format in &formats {
@@ -202,7 +208,11 @@ fn no_sampling_combination_aborts_the_process() {
             let body = request(
                 format.clone(),
                 "Reply in JSON.",
-                json!({"max_tokens": 40}).as_object().unwrap().clone().into_iter()
+                json!({"max_tokens": 40})
+                    .as_object()
+                    .unwrap()
+                    .clone()
+                    .into_iter()
                     .chain(sampling.as_object().unwrap().clone())
                     .collect::<serde_json::Map<_, _>>()
                     .into(),
@@ -213,10 +223,7 @@ fn no_sampling_combination_aborts_the_process() {
                     let (_, finish) = &answers(&json)[0];
                     assert!(["stop", "length"].contains(&finish.as_str()), "{finish}");
                 }
-                Err(e) => assert!(
-                    (400..500).contains(&e.status()),
-                    "{format} {sampling}: {e}"
-                ),
+                Err(e) => assert!((400..500).contains(&e.status()), "{format} {sampling}: {e}"),
             }
         }
     }

@@ -161,6 +161,7 @@ class Service(OpenAIObject):
     created: int
     id: str
     instances: int
+    kind: str
     name: str
     queue_size: int
     slots_per_instance: int
@@ -211,7 +212,7 @@ class ChatCompletionCreateParams(_ChatCompletionCreateParamsRequired, total=Fals
     prompt_cache_retention: Optional[str]
     reasoning_effort: Optional[str]
     repeat_penalty: Optional[float]
-    response_format: Any
+    response_format: Optional[Union[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]]
     safety_identifier: Optional[str]
     seed: Optional[int]
     service_tier: Optional[str]
