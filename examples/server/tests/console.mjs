@@ -47,7 +47,11 @@ try {
   const text = (selector) => page.textContent(selector);
   const row = (access) => `tr[data-access-name="${access}"]`;
   const facts = (id) => page.$$eval(`#${id} dt`, (dts) => Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
-  const noHorizontalScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+  // Nothing sticks out of the screen, except inside the code blocks, which scroll by themselves.
+  const sticksOut = () => page.evaluate(() => [...document.querySelectorAll('body *')]
+    .filter((e) => !e.closest('pre') && e.getBoundingClientRect().right > window.innerWidth + 0.5)
+    .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`)
+    .concat(document.documentElement.scrollWidth > window.innerWidth ? ['(page scrolls sideways)'] : []));
   const unlabeled = () => page.$$eval('input, textarea, select, button', (els) => els
     .filter((e) => e.type !== 'hidden' && !e.closest('[aria-hidden="true"]'))
     .filter((e) => (e.tagName === 'BUTTON' ? !(e.getAttribute('aria-label') || e.textContent.trim()) : !(e.labels && e.labels.length) && !e.getAttribute('aria-label')))
@@ -129,7 +133,7 @@ try {
   await page.screenshot({ path: join(shots, 'detail-desktop.png'), fullPage: true });
   await page.setViewportSize(PHONE);
   await page.waitForTimeout(300);
-  out.detailPhoneFits = await noHorizontalScroll();
+  out.detailPhoneSticksOut = await sticksOut();
   await page.screenshot({ path: join(shots, 'detail-phone.png'), fullPage: true });
   await page.setViewportSize(DESKTOP);
 
@@ -201,7 +205,7 @@ try {
   await page.screenshot({ path: join(shots, 'list-desktop.png'), fullPage: true });
   await page.setViewportSize(PHONE);
   await page.waitForTimeout(300);
-  out.listPhoneFits = await noHorizontalScroll();
+  out.listPhoneSticksOut = await sticksOut();
   await page.screenshot({ path: join(shots, 'list-phone.png'), fullPage: true });
   await page.setViewportSize(DESKTOP);
 
@@ -216,7 +220,10 @@ try {
   out.deleteDisabled.push(await page.isDisabled(confirm));
   await page.click(confirm);
   await page.waitForSelector(row(second.access), { state: 'detached', timeout: 120_000 });
-  out.listStatus = await text('#list-status');
+  await page.waitForFunction(() => /was deleted/.test(document.getElementById('action-status').textContent));
+  await page.waitForSelector('dialog', { state: 'detached' });
+  out.actionStatus = await text('#action-status');
+  out.focusAfterDelete = await page.evaluate(() => document.activeElement.id);
   out.listAfterDelete = await page.$$eval('tbody tr', (rows) => rows.map((r) => r.dataset.accessName));
 
   // The deleted service's page says so in words.

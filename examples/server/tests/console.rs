@@ -307,17 +307,32 @@ fn console_flow_in_headless_chromium() {
         (scaled[1], scaled[4], scaled[5]),
         ("u-8105f7322477/second", "2", "running")
     );
+    // The list refreshed itself through the deploy and the scale, ending on `running`.
+    let statuses: Vec<&str> = v["statusesSeen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.last(), Some(&"running"), "{v}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| ["loading", "running", "scaling"].contains(s)),
+        "{v}"
+    );
     assert_eq!(v["deleteDisabled"], json!([true, true, false]));
-    assert!(v["listStatus"].as_str().unwrap().contains("was deleted"));
+    assert!(v["actionStatus"].as_str().unwrap().contains("was deleted"));
     assert_eq!(v["listAfterDelete"], json!([MODEL]));
+    assert_eq!(v["focusAfterDelete"], "services-title");
     assert!(v["goneStatus"]
         .as_str()
         .unwrap()
         .contains("No service is deployed"));
 
     // Phones: nothing wider than the screen; the four screenshots are real images.
-    assert_eq!(v["listPhoneFits"], true);
-    assert_eq!(v["detailPhoneFits"], true);
+    assert_eq!(v["listPhoneSticksOut"], json!([]));
+    assert_eq!(v["detailPhoneSticksOut"], json!([]));
     for name in [
         "list-desktop.png",
         "list-phone.png",

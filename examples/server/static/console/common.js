@@ -78,9 +78,21 @@ export async function api(method, path, options) {
 /// An error as a sentence for the page, with what to do about it where we know.
 export function describe(error) {
   if (!(error instanceof ApiError)) return `Something went wrong in the page: ${error && error.message ? error.message : error}`;
-  if (error.status === 401) return `${error.message} Enter a valid key under “Keys” and save it.`;
+  if (error.status === 401) return `${error.message} Enter a valid key in the keys form and save it.`;
   if (error.status === 0) return error.message;
   return `${error.message} (${error.status} ${error.type})`;
+}
+
+/// Whether a management call's 401 came from a valid API key that is not an admin key (the server
+/// has admin keys), as opposed to a wrong key: the two need different advice.
+export async function apiKeyButNotAdmin(error) {
+  if (error.status !== 401 || keys.admin() || !keys.api()) return false;
+  try {
+    await request("GET", "/v1/models", { key: keys.api() });
+    return true;
+  } catch (_) {
+    return false;
+  }
 }
 
 export function say(id, text, kind) {
@@ -203,8 +215,9 @@ function dialog({ title, body, confirm, danger, submit, focus }) {
   const close = () => {
     el.close();
     el.remove();
-    // Focus goes back where it was, if that element is still on the page.
+    // Focus goes back where it was; if that is gone (a deleted row), to the section around it.
     if (opener && opener.isConnected) opener.focus();
+    else (document.querySelector("[data-focus-fallback]") || $("main")).focus();
   };
   cancel.addEventListener("click", close);
   el.addEventListener("cancel", (e) => {
@@ -217,6 +230,7 @@ function dialog({ title, body, confirm, danger, submit, focus }) {
     confirmButton.disabled = true;
     confirmButton.dataset.busy = "1";
     working.textContent = "Working…";
+    activity.busy += 1;
     try {
       await submit();
       close();
@@ -226,6 +240,7 @@ function dialog({ title, body, confirm, danger, submit, focus }) {
       if (focus) focus.setAttribute("aria-invalid", "true");
       (focus || confirmButton).focus();
     } finally {
+      activity.busy -= 1;
       confirmButton.disabled = false;
       delete confirmButton.dataset.busy;
     }
@@ -282,6 +297,11 @@ export function openDeleteDialog(info, done) {
   });
 }
 
+/// Deploys, scales and deletes in flight: while any runs, the pages refresh faster, so the
+/// statuses they pass through (`loading`, `scaling`) show.
+export const activity = { busy: 0 };
+const BUSY_POLL_MS = 300;
+
 /// Repeats `task` every `ms` milliseconds, one run at a time; returns a function that runs it now.
 export function poll(task, ms) {
   let timer = null;
@@ -294,7 +314,7 @@ export function poll(task, ms) {
       await task();
     } finally {
       running = false;
-      timer = setTimeout(run, ms);
+      timer = setTimeout(run, activity.busy ? BUSY_POLL_MS : ms);
     }
   };
   run();

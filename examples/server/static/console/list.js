@@ -1,7 +1,7 @@
 // The services list (GET /v1/services every two seconds, rows updated in place so focus stays
 // put), the deploy form (POST /v1/services), and the scale and delete dialogs.
 import {
-  $, api, catchPageErrors, describe, formatInt, h, keys, openDeleteDialog, openScaleDialog, poll, say,
+  $, activity, api, apiKeyButNotAdmin, catchPageErrors, describe, formatInt, h, keys, openDeleteDialog, openScaleDialog, poll, say,
   servicePage, setupKeys, statusBadge,
 } from "./common.js";
 
@@ -21,7 +21,7 @@ function newRow(info) {
   const del = h("button", { type: "button", class: "danger small", onclick: () => manage("delete", info.access_name) }, "Delete");
   const row = h("tr", { "data-access-name": info.access_name },
     h("th", { scope: "row", "data-label": "Name" }, name),
-    cell("Access name", h("code")),
+    h("td", { "data-label": "Access name", class: "access-name" }, h("code")),
     cell("Service ID", h("code")),
     cell("Base model"),
     cell("Instances"),
@@ -86,7 +86,7 @@ async function refresh() {
     say("list-status", list.data.length ? "" : "No services are deployed. Deploy one below.");
     $("updated").textContent = "Updated " + new Date().toLocaleTimeString("en-GB");
   } catch (e) {
-    if (e.status === 401 && keys.api() && !keys.admin()) {
+    if (await apiKeyButNotAdmin(e)) {
       say("list-status", `${e.message} This server keeps the list and management to admin keys: enter one under “Keys”. Your API key still works for the API and the trial on each service's page.`, "error");
     } else {
       say("list-status", "Cannot show the services: " + describe(e), "error");
@@ -99,12 +99,12 @@ function manage(action, accessName) {
   if (!info) return;
   if (action === "scale") {
     openScaleDialog(info, (scaled) => {
-      say("list-status", `${scaled.name} now runs ${scaled.instances} instance${scaled.instances === 1 ? "" : "s"}.`, "ok");
+      say("action-status", `${scaled.name} now runs ${scaled.instances} instance${scaled.instances === 1 ? "" : "s"}.`, "ok");
       refreshNow();
     });
   } else {
     openDeleteDialog(info, (deleted) => {
-      say("list-status", `${deleted.name} (${deleted.access_name}) was deleted.`, "ok");
+      say("action-status", `${deleted.name} (${deleted.access_name}) was deleted.`, "ok");
       refreshNow();
     });
   }
@@ -141,6 +141,7 @@ async function deploy(event) {
   const button = $("deploy");
   button.disabled = true;
   say("deploy-status", `Deploying ${body.access_name || "the service"}: loading the model…`);
+  activity.busy += 1;
   refreshNow();
   try {
     const info = await api("POST", "/v1/services", { key: keys.manage(), body });
@@ -158,6 +159,7 @@ async function deploy(event) {
       $("deploy-error").textContent = "Not deployed: " + describe(e);
     }
   } finally {
+    activity.busy -= 1;
     button.disabled = false;
     refreshNow();
   }

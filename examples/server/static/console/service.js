@@ -2,7 +2,7 @@
 // /v1/services/{access_name} every two seconds), authentication, API call examples filled in with
 // this server's address, the online trial (a streamed POST /v1/chat/completions), scale and delete.
 import {
-  $, api, ApiError, catchPageErrors, copyText, describe, formatBytes, formatInt, h, keys, openDeleteDialog,
+  $, api, ApiError, apiKeyButNotAdmin, catchPageErrors, copyText, describe, formatBytes, formatInt, h, keys, openDeleteDialog,
   openScaleDialog, poll, request, say, serviceApi, setupKeys, statusBadge,
 } from "./common.js";
 
@@ -81,7 +81,7 @@ async function refresh() {
       $("title-status").hidden = true;
       $("service-title").textContent = accessName;
       say("info-status", `No service is deployed under the access name “${accessName}”: it may have been deleted. See the list of model services.`, "error");
-    } else if (e.status === 401 && keys.api() && !keys.admin()) {
+    } else if (await apiKeyButNotAdmin(e)) {
       say("info-status", `${e.message} The service's details need an admin key on this server; the examples and the trial below work with your API key.`, "error");
     } else {
       say("info-status", "Cannot show this service: " + describe(e), "error");
@@ -134,7 +134,11 @@ print(response.choices[0].message.content)`,
 from modelservice import OpenAI  # was: from openai import OpenAI
 
 client = OpenAI(
-    services=[{"name": ${name}, "access_name": ${model}, "model": ${path}}],
+    services=[{
+        "name": ${name},
+        "access_name": ${model},
+        "model": ${path},  # a GGUF file on your machine
+    }],
 )
 
 response = client.chat.completions.create(
@@ -283,7 +287,7 @@ async function send(event) {
 }
 
 function manageDone(text) {
-  say("info-status", text, "ok");
+  say("action-status", text, "ok");
   refreshNow();
 }
 
