@@ -105,6 +105,19 @@ try {
   out.curlAnswer = answered.choices[0].message.content;
   out.examples = await page.$$eval('#example-list pre code', (codes) => Object.fromEntries(codes.map((c) => [c.id, c.textContent])));
 
+  // The Python and Node examples, copied the same way, run with the official `openai` packages.
+  const copied = async (id) => {
+    await page.click(`#example-${id} button.copy`);
+    const code = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(code, out.examples[`code-${id}`]);
+    return code;
+  };
+  const run = (program, args) => execFileSync(program, args, {
+    env: { ...process.env, MODELSERVICE_API_KEY: apiKey }, encoding: 'utf8', timeout: 240_000,
+  }).trim();
+  out.pythonAnswer = run('.venv/bin/python', ['-c', await copied('python')]);
+  out.nodeAnswer = run('node', ['--input-type=commonjs', '-e', await copied('node')]);
+
   // The trial streams an answer: record every text the answer shows while it grows.
   await page.fill('#trial-temperature', '0');
   await page.fill('#trial-max-tokens', '32');

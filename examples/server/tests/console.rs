@@ -168,6 +168,10 @@ fn console_flow_in_headless_chromium() {
         server_dir().join("node_modules/playwright-core").exists(),
         "node_modules/playwright-core is missing: run `make -C examples/server deps` (or `make test`) first"
     );
+    assert!(
+        server_dir().join(".venv/bin/python").exists(),
+        ".venv is missing: run `make -C examples/server deps` (or `make test`) first"
+    );
     // Kept after the run, for people to look at (git-ignored with the rest of target/).
     let shots = server_dir().join("target/console-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
@@ -233,6 +237,9 @@ fn console_flow_in_headless_chromium() {
     assert!(curl.contains(&format!("\"model\": \"{MODEL}\"")));
     assert!(curl.contains("$MODELSERVICE_API_KEY") && !curl.contains(USER_KEY));
     assert!(!v["curlAnswer"].as_str().unwrap().trim().is_empty(), "{v}");
+    for answer in ["pythonAnswer", "nodeAnswer"] {
+        assert!(!v[answer].as_str().unwrap().is_empty(), "{answer}: {v}");
+    }
     let examples = &v["examples"];
     assert!(examples["code-python"]
         .as_str()
