@@ -143,6 +143,18 @@ try {
     return dt && Number(dt.nextElementSibling.textContent.replace(/,/g, '')) >= 2;
   });
   out.stats = await facts('stats');
+
+  // Stop: a long answer is cut off once it has started, and the page says so.
+  await page.fill('#trial-max-tokens', '400');
+  await page.fill('#trial-prompt', 'Tell me a long story about a lighthouse keeper.');
+  await page.click('#trial-send');
+  await page.waitForFunction(() => {
+    const answers = document.querySelectorAll('.msg.assistant .msg-text');
+    return answers.length === 2 && answers[1].textContent.length > 0;
+  });
+  await page.click('#trial-stop');
+  await page.waitForSelector('.msg.assistant[data-state="done"] ~ .msg.assistant[data-state="done"]');
+  out.stopped = { status: await text('#trial-status'), stopDisabled: await page.isDisabled('#trial-stop') };
   await page.screenshot({ path: join(shots, 'detail-desktop.png'), fullPage: true });
   await page.setViewportSize(PHONE);
   await page.waitForTimeout(300);

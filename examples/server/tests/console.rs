@@ -271,6 +271,11 @@ fn console_flow_in_headless_chromium() {
         .collect();
     assert!(partial.len() >= 2, "the answer appeared all at once: {v}");
     assert!(partial.iter().all(|p| answer.starts_with(p)), "{v}");
+    assert_eq!(
+        v["stopped"],
+        json!({"status": "Stopped.", "stopDisabled": true}),
+        "{v}"
+    );
     let requests: u64 = v["stats"]["Requests"].as_str().unwrap().parse().unwrap();
     assert!(requests >= 2, "{v}");
 
