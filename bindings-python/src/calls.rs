@@ -86,8 +86,7 @@ impl PyResponseStream {
         };
         let poll = stream.poll_next_json(cx);
         // Finished, failed or closed meanwhile: drop the stream to free its slot now.
-        if matches!(poll, Poll::Ready(None | Some(Err(_)))) || self.closed.load(Ordering::Acquire)
-        {
+        if matches!(poll, Poll::Ready(None | Some(Err(_)))) || self.closed.load(Ordering::Acquire) {
             *slot = None;
         }
         poll.map(Option::transpose)
