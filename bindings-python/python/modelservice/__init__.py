@@ -26,7 +26,7 @@ from ._native import (
     __version__,
 )
 from ._streaming import AsyncStream, Stream
-from .types import ChatCompletion, ChatCompletionChunk, Model, ModelList, Service
+from .types import ChatCompletion, ChatCompletionChunk, Model, ModelList, Service, ServiceList
 
 # The `openai` SDK's name for the base of its errors.
 OpenAIError = ModelServiceError
@@ -45,6 +45,7 @@ __all__ = [
     "Model",
     "ModelList",
     "Service",
+    "ServiceList",
     "ModelServiceError",
     "OpenAIError",
     "APIError",

@@ -38,6 +38,7 @@ __all__ = [
 
 class ChatCompletionMessage(OpenAIObject):
     """The assistant's reply in a [`Choice`]."""
+
     content: Optional[str] = None
     role: str
     refusal: Optional[Any] = None
@@ -49,6 +50,7 @@ class ChatCompletionMessage(OpenAIObject):
 
 class Choice(OpenAIObject):
     """One generated answer."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"message": ChatCompletionMessage}
     finish_reason: str
     index: int
@@ -58,6 +60,7 @@ class Choice(OpenAIObject):
 
 class CompletionUsage(OpenAIObject):
     """Token counts of one request."""
+
     completion_tokens: int
     prompt_tokens: int
     total_tokens: int
@@ -67,6 +70,7 @@ class CompletionUsage(OpenAIObject):
 
 class ChatCompletion(OpenAIObject):
     """The response of a non-streamed chat completion."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"choices": Choice, "usage": CompletionUsage}
     choices: list[Choice]
     created: int
@@ -80,6 +84,7 @@ class ChatCompletion(OpenAIObject):
 
 class ChoiceDelta(OpenAIObject):
     """The incremental message of a [`ChunkChoice`]."""
+
     content: Optional[str] = None
     role: Optional[str] = None
     refusal: Optional[Any] = None
@@ -89,6 +94,7 @@ class ChoiceDelta(OpenAIObject):
 
 class ChunkChoice(OpenAIObject):
     """One choice's part of a streamed chunk."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"delta": ChoiceDelta}
     delta: ChoiceDelta
     finish_reason: Optional[str] = None
@@ -98,6 +104,7 @@ class ChunkChoice(OpenAIObject):
 
 class ChatCompletionChunk(OpenAIObject):
     """One event of a streamed chat completion (`chat.completion.chunk`)."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"choices": ChunkChoice, "usage": CompletionUsage}
     choices: list[ChunkChoice]
     created: int
@@ -111,14 +118,16 @@ class ChatCompletionChunk(OpenAIObject):
 
 class Model(OpenAIObject):
     """One entry of `/v1/models`."""
+
     created: int
     id: str
     object: str
     owned_by: str
 
 
-class ModelList(ListObject):
+class ModelList(ListObject[Model]):
     """The `/v1/models` list."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Model}
     data: list[Model]
     object: str
@@ -126,6 +135,7 @@ class ModelList(ListObject):
 
 class ServiceBaseModel(OpenAIObject):
     """The base model, read from the GGUF metadata."""
+
     architecture: str
     file_size: int
     has_chat_template: bool
@@ -139,6 +149,7 @@ class ServiceBaseModel(OpenAIObject):
 
 class EngineStats(OpenAIObject):
     """What the engine did for a service: how well it batched and reused prompts."""
+
     decode_steps: int
     peak_batch_sequences: int
     prompt_tokens_reused: int
@@ -147,6 +158,7 @@ class EngineStats(OpenAIObject):
 
 class ServiceUsage(OpenAIObject):
     """Token and request counters, for usage tracking by service ID."""
+
     completion_tokens: int
     prompt_tokens: int
     requests: int
@@ -154,7 +166,12 @@ class ServiceUsage(OpenAIObject):
 
 class Service(OpenAIObject):
     """A service as the product page lists it."""
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"base_model": ServiceBaseModel, "stats": EngineStats, "usage": ServiceUsage}
+
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {
+        "base_model": ServiceBaseModel,
+        "stats": EngineStats,
+        "usage": ServiceUsage,
+    }
     access_name: str
     base_model: ServiceBaseModel
     context_length: int
@@ -172,8 +189,9 @@ class Service(OpenAIObject):
     usage: ServiceUsage
 
 
-class ServiceList(ListObject):
+class ServiceList(ListObject[Service]):
     """The services, shaped like OpenAI lists (`{"object": "list", "data": [...]}`)."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Service}
     data: list[Service]
     object: str
@@ -193,6 +211,7 @@ class ChatCompletionCreateParams(_ChatCompletionCreateParamsRequired, total=Fals
     no-op values (`tools: []`, `response_format: {"type": "text"}` ...) pass and any other value
     is refused with a 400 naming the parameter, never silently ignored.
     """
+
     audio: Any
     frequency_penalty: Optional[float]
     function_call: Any
@@ -236,6 +255,7 @@ class _ChatCompletionMessageParamRequired(TypedDict):
 
 class ChatCompletionMessageParam(_ChatCompletionMessageParamRequired, total=False):
     """One message of the conversation."""
+
     content: Optional[Union[str, Iterable[ChatCompletionContentPartParam]]]
     name: Optional[str]
     tool_call_id: Optional[str]
@@ -248,6 +268,7 @@ class _ChatCompletionContentPartParamRequired(TypedDict):
 
 class ChatCompletionContentPartParam(_ChatCompletionContentPartParamRequired, total=False):
     """One content part of a message given as an array. Only `text` parts are served."""
+
     text: Optional[str]
 
 
@@ -257,6 +278,7 @@ class _ChatCompletionStreamOptionsParamRequired(TypedDict):
 
 class ChatCompletionStreamOptionsParam(_ChatCompletionStreamOptionsParamRequired, total=False):
     """`stream_options`."""
+
     include_usage: Optional[bool]
 
 
@@ -270,6 +292,7 @@ class ServiceSpecParams(_ServiceSpecParamsRequired, total=False):
     """What to deploy: the product page's "deploy a model as a service". Unknown fields are
     refused (a misspelt `slotz` must not deploy with the default silently).
     """
+
     chat_template: Optional[str]
     context_length: Optional[int]
     gpu_layers: int
