@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ROOT, user
+from conftest import EMBEDDER, ROOT, user
 from modelservice import (
     APIStatusError,
     AsyncOpenAI,
     BadRequestError,
     ChatCompletion,
     ConflictError,
+    CreateEmbeddingResponse,
     Model,
     ModelList,
     ModelLoadError,
@@ -89,12 +90,13 @@ def parity_calls(spec: dict[str, Any]) -> dict[str, tuple[tuple[Any, ...], dict[
         "models.list": ((), {}, ModelList),
         "models.retrieve": ((access,), {}, Model),
         "chat.completions.create": ((), {"model": access, "messages": user("hi"), "max_tokens": 2}, ChatCompletion),
+        "embeddings.create": ((), {"model": EMBEDDER, "input": ["a", "b"]}, CreateEmbeddingResponse),
         "services.delete": ((access,), {"confirm": spec["name"]}, Service),
     }
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_every_operation_is_a_method_of_the_client(client: OpenAI, model_path: str, mode: str) -> None:
+def test_every_operation_is_a_method_of_the_client(client: OpenAI, model_path: str, embedder: str, mode: str) -> None:
     spec = {"name": f"parity-{mode}", "access_name": f"parity/{mode}", "model": model_path}
     spec.update(context_length=256, slots=1, threads=1)
     calls = parity_calls(spec)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict, TypeVar, U
 from . import _native
 from ._executor import POLL_SECONDS, executor
 from ._streaming import AsyncStream, Stream
-from .types import ChatCompletion, Model, ModelList, Service, ServiceList
+from .types import ChatCompletion, CreateEmbeddingResponse, Model, ModelList, Service, ServiceList
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         ChatCompletionCreateParams,
         ChatCompletionCreateParamsNonStreaming,
         ChatCompletionCreateParamsStreaming,
+        EmbeddingCreateParams,
     )
 
 __all__ = ["OpenAI", "AsyncOpenAI", "NotGiven", "NOT_GIVEN", "RequestOptions"]
@@ -63,6 +64,8 @@ if TYPE_CHECKING:
 
     class _Create(ChatCompletionCreateParams, RequestOptions, total=False):
         stream: Optional[bool]
+
+    class _EmbeddingCreate(EmbeddingCreateParams, RequestOptions, total=False): ...
 
 
 def _omitted(value: object) -> bool:
@@ -206,6 +209,13 @@ class Completions(_Resource):
         return ChatCompletion.from_json(self._call("chat.completions.create", params))
 
 
+class Embeddings(_Resource):
+    """`client.embeddings`: vectors from an embedding service (floats unless `encoding_format="base64"`)."""
+
+    def create(self, **params: Unpack[_EmbeddingCreate]) -> CreateEmbeddingResponse:
+        return CreateEmbeddingResponse.from_json(self._call("embeddings.create", params))
+
+
 class Chat:
     """`client.chat`."""
 
@@ -274,6 +284,7 @@ class OpenAI(_ClientOptions):
             default_headers, default_query,
         )  # fmt: skip
         self.chat = Chat(self.registry)
+        self.embeddings = Embeddings(self.registry)
         self.models = Models(self.registry)
         self.services = Services(self.registry)
 
@@ -306,6 +317,13 @@ class AsyncCompletions(_AsyncResource):
         if params.get("stream"):
             return AsyncStream(await _off_loop(self._registry.stream, "chat.completions.create", _body(params)))
         return ChatCompletion.from_json(await self._call("chat.completions.create", params))
+
+
+class AsyncEmbeddings(_AsyncResource):
+    """`client.embeddings` of :class:`AsyncOpenAI`."""
+
+    async def create(self, **params: Unpack[_EmbeddingCreate]) -> CreateEmbeddingResponse:
+        return CreateEmbeddingResponse.from_json(await self._call("embeddings.create", params))
 
 
 class AsyncChat:
@@ -371,6 +389,7 @@ class AsyncOpenAI(_ClientOptions):
             default_headers, default_query,
         )  # fmt: skip
         self.chat = AsyncChat(self.registry)
+        self.embeddings = AsyncEmbeddings(self.registry)
         self.models = AsyncModels(self.registry)
         self.services = AsyncServices(self.registry)
 

@@ -26,11 +26,15 @@ __all__ = [
     "ServiceUsage",
     "EngineStats",
     "ServiceList",
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingUsage",
     "ChatCompletionCreateParams",
     "ChatCompletionMessageParam",
     "ChatCompletionContentPartParam",
     "ChatCompletionStreamOptionsParam",
     "ServiceSpecParams",
+    "EmbeddingCreateParams",
     "ChatCompletionCreateParamsNonStreaming",
     "ChatCompletionCreateParamsStreaming",
 ]
@@ -197,6 +201,31 @@ class ServiceList(ListObject[Service]):
     object: str
 
 
+class Embedding(OpenAIObject):
+    """One entry of the response's `data`."""
+
+    embedding: Union[list[float], str]
+    index: int
+    object: str
+
+
+class EmbeddingUsage(OpenAIObject):
+    """Tokens fed to the model (special tokens included)."""
+
+    prompt_tokens: int
+    total_tokens: int
+
+
+class CreateEmbeddingResponse(OpenAIObject):
+    """The response of `POST /v1/embeddings`."""
+
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Embedding, "usage": EmbeddingUsage}
+    data: list[Embedding]
+    model: str
+    object: str
+    usage: EmbeddingUsage
+
+
 # ------------------------------------------------------------------------------------------ request parameters
 
 
@@ -300,6 +329,19 @@ class ServiceSpecParams(_ServiceSpecParamsRequired, total=False):
     queue_size: int
     slots: int
     threads: Optional[int]
+
+
+class _EmbeddingCreateParamsRequired(TypedDict):
+    input: Union[str, Sequence[str], Sequence[int], Sequence[Sequence[int]]]
+    model: str
+
+
+class EmbeddingCreateParams(_EmbeddingCreateParamsRequired, total=False):
+    """The body of `POST /v1/embeddings`."""
+
+    dimensions: Optional[int]
+    encoding_format: Optional[Literal["float", "base64"]]
+    user: Optional[str]
 
 
 class ChatCompletionCreateParamsNonStreaming(ChatCompletionCreateParams, total=False):
