@@ -36,6 +36,7 @@ mod gguf;
 mod grammar;
 mod ids;
 mod instance;
+mod logprobs;
 mod ops;
 mod pool;
 mod registry;

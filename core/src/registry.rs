@@ -149,6 +149,7 @@ impl Registry {
                 .as_ref()
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false),
+            request.logprobs_wanted().is_some(),
             receivers,
         ))
     }

@@ -43,6 +43,8 @@ pub(crate) struct SamplingParams {
     pub logit_bias: Vec<(i32, f32)>,
     /// A GBNF grammar the answer must follow (from `response_format`), already checked to parse.
     pub grammar: Option<Arc<str>>,
+    /// Alternatives per token when log probabilities are asked for (`top_logprobs`).
+    pub logprobs: Option<u32>,
 }
 
 impl SamplingParams {
@@ -69,6 +71,7 @@ impl SamplingParams {
                 .filter_map(|(token, bias)| Some((token.parse().ok()?, *bias)))
                 .collect(),
             grammar: None,
+            logprobs: req.logprobs_wanted(),
         }
     }
 

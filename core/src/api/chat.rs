@@ -186,6 +186,13 @@ pub struct ChatCompletionRequest {
     /// llama.cpp extra: multiplicative penalty on repeated tokens (1.0 disables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_penalty: Option<f32>,
+    /// Return the log probability of each output token (from the model's distribution before
+    /// sampling, as llama.cpp's `n_probs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// With `logprobs`: also the 0 to 20 most likely tokens at each position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
     /// `text` (the default), `json_object` (any JSON object) or `json_schema` (JSON valid
     /// against a schema): enforced by a grammar while sampling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,10 +211,6 @@ pub struct ChatCompletionRequest {
     pub functions: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_call: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logprobs: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_logprobs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modalities: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,12 +263,6 @@ impl ChatCompletionRequest {
         }
         if !empty(&self.functions) || !empty(&self.function_call) {
             return refuse("functions", "function calling");
-        }
-        if self.logprobs == Some(true) {
-            return refuse("logprobs", "returning log probabilities");
-        }
-        if self.top_logprobs.is_some_and(|n| n > 0) {
-            return refuse("top_logprobs", "returning log probabilities");
         }
         if let Some(m) = &self.modalities {
             if m.iter().any(|m| m != "text") {
@@ -340,6 +337,9 @@ impl ResponseFormat {
         }
     }
 }
+
+/// Most alternatives `top_logprobs` may ask for, as OpenAI allows.
+pub const MAX_TOP_LOGPROBS: u32 = 20;
 
 /// Most choices a request may ask for with `n`.
 pub const MAX_CHOICES: u32 = 16;
@@ -554,7 +554,26 @@ impl ChatCompletionRequest {
                 "`stream_options` is only allowed when `stream` is true.",
             ));
         }
+        if let Some(k) = self.top_logprobs {
+            if self.logprobs != Some(true) {
+                return Err(Error::invalid(
+                    "top_logprobs",
+                    "`top_logprobs` requires `logprobs` to be true.",
+                ));
+            }
+            if k > MAX_TOP_LOGPROBS {
+                return Err(Error::invalid(
+                    "top_logprobs",
+                    format!("`top_logprobs` must be between 0 and {MAX_TOP_LOGPROBS}, got {k}."),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// How many alternatives each token's log probability comes with; `None` when not asked.
+    pub fn logprobs_wanted(&self) -> Option<u32> {
+        (self.logprobs == Some(true)).then(|| self.top_logprobs.unwrap_or(0))
     }
 }
 
@@ -566,6 +585,43 @@ fn check_range(name: &str, value: Option<f32>, min: f32, max: f32) -> Result<()>
         )),
         _ => Ok(()),
     }
+}
+
+/// A choice's log probabilities (`choices[i].logprobs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChoiceLogprobs {
+    /// One entry per output token, in order.
+    pub content: Option<Vec<TokenLogprob>>,
+    /// Always null: refusals are not generated.
+    pub refusal: Option<Vec<TokenLogprob>>,
+}
+
+impl ChoiceLogprobs {
+    /// No tokens yet.
+    pub fn empty() -> Self {
+        ChoiceLogprobs {
+            content: Some(Vec::new()),
+            refusal: None,
+        }
+    }
+}
+
+/// One output token's log probability and its most likely alternatives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenLogprob {
+    /// The token's text (invalid UTF-8 replaced; `bytes` has the exact bytes).
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Option<Vec<u8>>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// One of the most likely tokens at a position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// Why a choice stopped.
@@ -609,8 +665,8 @@ pub struct Choice {
     pub index: u32,
     pub message: AssistantMessage,
     pub finish_reason: FinishReason,
-    /// Always null: log probabilities are not computed.
-    pub logprobs: Option<serde_json::Value>,
+    /// The output tokens' log probabilities, when the request asked for `logprobs`.
+    pub logprobs: Option<ChoiceLogprobs>,
 }
 
 /// The response of a non-streamed chat completion.
@@ -639,7 +695,8 @@ pub struct ChunkChoice {
     pub index: u32,
     pub delta: Delta,
     pub finish_reason: Option<FinishReason>,
-    pub logprobs: Option<serde_json::Value>,
+    /// This chunk's tokens' log probabilities, when the request asked for `logprobs`.
+    pub logprobs: Option<ChoiceLogprobs>,
 }
 
 /// One event of a streamed chat completion (`chat.completion.chunk`).
@@ -719,7 +776,6 @@ mod tests {
         assert_eq!(err.param(), Some("temprature"));
         for (field, value) in [
             ("tools", r#"[{"type":"function","function":{"name":"f"}}]"#),
-            ("logprobs", "true"),
             ("store", "true"),
         ] {
             let req = ChatCompletionRequest::from_json(&format!(
