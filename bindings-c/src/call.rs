@@ -134,3 +134,45 @@ pub unsafe extern "C" fn ms_operations(names_json_out: *mut *mut c_char) -> ms_s
         Ok(ms_status::Ok) as Status
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{CStr, CString};
+
+    use super::*;
+    use crate::ffi::ms_string_free;
+    use crate::registry::{ms_registry_free, ms_registry_new};
+
+    /// Takes an owned string from the library.
+    fn take(ptr: *mut c_char) -> String {
+        assert!(!ptr.is_null());
+        let text = unsafe { CStr::from_ptr(ptr) }.to_str().unwrap().to_owned();
+        unsafe { ms_string_free(ptr) };
+        text
+    }
+
+    #[test]
+    fn operations_lists_every_core_operation() {
+        let mut names = std::ptr::null_mut();
+        assert_eq!(unsafe { ms_operations(&mut names) }, ms_status::Ok);
+        let names: Vec<String> = serde_json::from_str(&take(names)).unwrap();
+        assert_eq!(names, Operation::names());
+    }
+
+    #[test]
+    fn call_serves_by_name_and_refuses_unknown_names() {
+        let mut registry = std::ptr::null_mut();
+        assert_eq!(unsafe { ms_registry_new(&mut registry) }, ms_status::Ok);
+        let mut out = std::ptr::null_mut();
+        let op = CString::new("services.list").unwrap();
+        let status = unsafe { ms_call(registry, op.as_ptr(), std::ptr::null(), &mut out) };
+        assert_eq!(status, ms_status::Ok);
+        assert_eq!(take(out), r#"{"object":"list","data":[]}"#);
+
+        let op = CString::new("services.lst").unwrap();
+        let status = unsafe { ms_call(registry, op.as_ptr(), std::ptr::null(), &mut out) };
+        assert_eq!(status, ms_status::InvalidRequest);
+        assert!(out.is_null());
+        unsafe { ms_registry_free(registry) };
+    }
+}

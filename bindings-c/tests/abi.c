@@ -630,8 +630,9 @@ static void test_call_stream(ms_registry *registry) {
 }
 
 /* Parity: every operation ms_operations names is served by ms_call and answers JSON; in
- * between, the corpus of bad requests runs against the service the deploy made. */
-static void test_operations(ms_registry *registry, const char *corpus_path) {
+ * between, the corpus of bad requests runs against the service the deploy made, and
+ * ms_call_stream streams a completion. */
+static void test_operations(ms_registry *registry, const char *corpus_path, int quick) {
     char names[32][64];
     size_t count = operation_names(names, 32);
     CHECK(count >= OPERATION_COUNT);
@@ -668,7 +669,9 @@ static void test_operations(ms_registry *registry, const char *corpus_path) {
             printf("corpus: %d bad requests through ms_call\n", cases);
             CHECK(cases >= 30);
         }
-        if (phase == 1) test_call_stream(registry);
+        /* --quick leaves it out: the typed stream function, which the early-freed streams
+         * test, goes through the same streaming entry. */
+        if (phase == 1 && !quick) test_call_stream(registry);
     }
     for (size_t i = 0; i < count; i++) {
         CHECK(called[i] == 1);
@@ -686,7 +689,7 @@ static void part(const char *name) {
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (start.tv_sec == 0 && start.tv_nsec == 0) start = now;
     double t = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
-    printf("[%7.2fs] %s\n", t, name);
+    printf("[%7.2fs] %s (%d checks so far)\n", t, name, checks);
     fflush(stdout);
 }
 
@@ -705,7 +708,7 @@ int main(int argc, char **argv) {
 
     part("the one entry: boundary, every operation, the corpus of bad requests");
     test_call_boundary(registry);
-    test_operations(registry, argv[2]);
+    test_operations(registry, argv[2], quick);
     part("static strings, null arguments, invalid UTF-8, malformed JSON, unknown model");
     test_static_strings();
     test_null_arguments(registry);
