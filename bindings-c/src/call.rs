@@ -36,9 +36,8 @@ unsafe fn body_arg<'a>(ptr: *const c_char) -> Result<&'a str, FfiError> {
 /// until it is done. This is the one entry: every operation of `ms_operations` is reachable
 /// here, including ones added after this header was written.
 ///
-/// `op` is the operation's name, its OpenAI SDK resource path: `"chat.completions.create"`,
-/// `"models.list"`, `"models.retrieve"`, `"services.deploy"`, `"services.list"`,
-/// `"services.retrieve"`, `"services.scale"`, `"services.delete"`. `body_json` is the request
+/// `op` is the operation's name, its OpenAI SDK resource path, e.g. `"chat.completions.create"`
+/// or `"services.deploy"` (`ms_operations` lists them all). `body_json` is the request
 /// as a JSON object (e.g. `{"access_name": "u-8105f7322477/test"}` for `services.retrieve`);
 /// NULL or `""` means no parameters (`{}`). Unknown fields are refused. A streamable operation
 /// is answered whole here whatever its `stream` field; `ms_call_stream` streams it.
