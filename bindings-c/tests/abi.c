@@ -587,6 +587,7 @@ static const struct {
     {"models.list", 1, NULL, "\"id\":\"corpus/smol\",\"object\":\"model\""},
     {"models.retrieve", 1, "{\"model\":\"corpus/smol\"}", "\"object\":\"model\""},
     {"services.list", 1, "", "\"access_name\":\"corpus/smol\""},
+    {"embeddings.create", 1, "{\"model\":\"corpus/minilm\",\"input\":\"hi\"}", "\"object\":\"embedding\""},
     {"services.retrieve", 1, "{\"access_name\":\"corpus/smol\"}", "\"status\":\"running\""},
     {"services.scale", 1, "{\"access_name\":\"corpus/smol\",\"instances\":1}", "\"instances\":1"},
     {"services.delete", 2, "{\"access_name\":\"corpus/smol\",\"confirm\":\"corpus\"}",
@@ -647,6 +648,19 @@ static void test_operations(ms_registry *registry, const char *corpus_path, int 
     char *rest = spec;
     next_field(&rest);
     const char *spec_json = next_field(&rest);
+
+    /* embeddings.create needs an embedding service: the real MiniLM, from the environment. */
+    const char *embedder = getenv("MS_TEST_EMBEDDER_MODEL");
+    CHECK(embedder != NULL);
+    if (embedder) {
+        char spec_minilm[1024];
+        snprintf(spec_minilm, sizeof spec_minilm,
+                 "{\"name\":\"minilm\",\"access_name\":\"corpus/minilm\",\"model\":\"%s\",\"threads\":1}",
+                 embedder);
+        char *info = NULL;
+        CHECK_STATUS(ms_call(registry, "services.deploy", spec_minilm, &info), MS_STATUS_OK);
+        ms_string_free(info);
+    }
 
     for (int phase = 0; phase < 3; phase++) {
         for (size_t i = 0; i < count; i++) {
