@@ -16,8 +16,8 @@ actor, one process) holds one registry with all the services of the group:
 Model files must exist at the same path on every node that may host a replica.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the route handlers' annotations (`Request`)
+# through Serve's wrappers, which cannot resolve them as strings.
 import asyncio
 import copy
 import hashlib
