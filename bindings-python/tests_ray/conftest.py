@@ -4,6 +4,8 @@ directory; stopped at the end, and no process of it may outlive the session."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import secrets
@@ -55,11 +57,17 @@ def model_path() -> str:
     return path
 
 
+@functools.lru_cache
+def sha256_of(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def config(model: str, num_cpus: float = 1) -> dict[str, Any]:
     """The builder's args: two groups, `smol` (the main one, replicas of `num_cpus` each; the count
     is set by the Serve config's `deployments` section) and `tight` (one replica that takes one
     request and queues one more, for the 429)."""
-    smol = {"name": "test", "access_name": ACCESS, "model": model, **SMALL}
+    # The replicas check the model file against its SHA-256 before loading it.
+    smol = {"name": "test", "access_name": ACCESS, "model": model, "sha256": sha256_of(model), **SMALL}
     tight = {"name": "tight", "access_name": TIGHT, "model": model, "slots": 1, "context_length": 512}
     return {
         "groups": [
