@@ -1,7 +1,11 @@
 """Throughput of modelservice on Ray Serve next to the single-process HTTP server, in one run on
-this machine: 16 concurrent streamed requests (64 tokens each, greedy) through the `openai`
-client, on the server (all cores), on 1 replica (all cores) and on 2 replicas (one core each).
-Also start-up time and memory per replica. `make -C bindings-python bench-ray` runs it."""
+this machine: 16 concurrent streamed requests (32 tokens each, greedy) through the `openai`
+client, on one engine and on two engines (one thread each, 4 slots each), either in the server's
+one process (`instances`) or as Ray replicas. Also start-up time and memory per replica.
+`make -C bindings-python bench-ray` runs it.
+
+One thread per engine: on a machine whose cores are shared, llama.cpp's spin-waiting threads
+make multi-thread engines crawl, which would measure the neighbours, not the setups."""
 
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ import openai
 from conftest import ACCESS, ROOT, USER_KEY, free_port, local_cluster, model_path, processes_of, wait_until
 
 STREAMS = 16
-TOKENS = 64
-ROUNDS = 3
+TOKENS = 32
+ROUNDS = 2
 PROMPT = [{"role": "user", "content": "Write a short story about a lighthouse."}]
 
 
@@ -60,12 +64,13 @@ def memory_mib(pid: int) -> tuple[int, int]:
     return fields["Rss"] // 1024, fields["Pss"] // 1024
 
 
-def bench_server(model: str) -> float:
+def bench_server(model: str, instances: int) -> float:
     binary = ROOT / "target" / "release" / "modelservice-server"
     port = free_port()
-    args = [str(binary), "--model", model, "--access-name", ACCESS, "--slots", "8", "--context-length", "1024"]
-    args += ["--threads", "2", "--listen", f"127.0.0.1:{port}"]
-    server = subprocess.Popen(args, env={**os.environ, "MODELSERVICE_API_KEYS": USER_KEY}, stdout=subprocess.DEVNULL)
+    args = [str(binary), "--model", model, "--access-name", ACCESS, "--slots", "4", "--context-length", "1024"]
+    args += ["--instances", str(instances), "--threads", str(instances), "--listen", f"127.0.0.1:{port}"]
+    env = {**os.environ, "MODELSERVICE_API_KEYS": USER_KEY, "RUST_LOG": "warn"}
+    server = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         api = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=USER_KEY, max_retries=0)
 
@@ -78,29 +83,34 @@ def bench_server(model: str) -> float:
         wait_until("the server", up, timeout=60)
         return tokens_per_second(f"http://127.0.0.1:{port}/v1")
     finally:
-        server.terminate()
+        server.kill()  # nothing left to drain
         server.wait(timeout=60)
 
 
 def main() -> None:
     model = model_path()
-    rows = [("single-process server, threads 2, slots 8", bench_server(model))]
-    with local_cluster(replicas=1, num_cpus=2) as cluster:
-        print(f"start-up (ray.init to the first answer, 1 replica): {cluster.started_s:.1f} s", flush=True)
-        rows.append(("Ray Serve, 1 replica x 2 CPUs (threads 2)", tokens_per_second(cluster.base_url)))
-        cluster.num_cpus = 1
+    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
+    rows = [
+        ("single-process server, 1 instance", bench_server(model, 1)),
+        ("single-process server, 2 instances", bench_server(model, 2)),
+    ]
+    with local_cluster(replicas=1) as cluster:
+        print(f"start-up (ray.init to the first answer, 1 + 1 replicas): {cluster.started_s:.1f} s", flush=True)
+        rows.append(("Ray Serve, 1 replica", tokens_per_second(cluster.base_url)))
         start = time.monotonic()
         cluster.deploy(replicas=2)
-        print(f"redeploy to 2 replicas x 1 CPU: {time.monotonic() - start:.1f} s", flush=True)
-        rows.append(("Ray Serve, 2 replicas x 1 CPU (threads 1 each)", tokens_per_second(cluster.base_url)))
+        print(f"scale 1 -> 2 replicas, new replica serving: {time.monotonic() - start:.1f} s", flush=True)
+        rows.append(("Ray Serve, 2 replicas", tokens_per_second(cluster.base_url)))
         for replica in cluster.replicas():
             rss, pss = memory_mib(replica["pid"])
             print(f"replica pid {replica['pid']}: RSS {rss} MiB, PSS {pss} MiB", flush=True)
-        total_pss = sum(memory_mib(pid)[1] for pid in processes_of(cluster.temp_dir))
-        print(f"every process of the cluster (not this driver): PSS {total_pss} MiB", flush=True)
-    print(f"\n| setup ({STREAMS} streams x {TOKENS} tokens) | tokens/s |\n|---|---|")
+        pids = processes_of(cluster.temp_dir)
+        total_pss = sum(memory_mib(pid)[1] for pid in pids)
+        print(f"the cluster's {len(pids)} processes (3 replicas, not this driver): PSS {total_pss} MiB", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"\n| engines of 1 thread x 4 slots ({STREAMS} streams x {TOKENS} tokens) | tokens/s |\n|---|---|")
     for name, rate in rows:
-        print(f"| {name} | {rate:.0f} |")
+        print(f"| {name} | {rate:.1f} |")
     sys.stdout.flush()
 
 
