@@ -9,16 +9,17 @@ make multi-thread engines crawl, which would measure the neighbours, not the set
 
 from __future__ import annotations
 
+import functools
 import os
-import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
-from conftest import ACCESS, ROOT, USER_KEY, free_port, local_cluster, model_path, processes_of, wait_until
+from conftest import ACCESS, ROOT, USER_KEY, descendants, free_port, local_cluster, model_path, wait_until
 
 STREAMS = 16
 TOKENS = 32
@@ -26,8 +27,31 @@ ROUNDS = 2
 PROMPT = [{"role": "user", "content": "Write a short story about a lighthouse."}]
 
 
-def tokens_per_second(base_url: str) -> float:
-    """The median over ROUNDS of the aggregate completion tokens/s of STREAMS concurrent streams."""
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU time of the processes, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(base_url: str, serving: Callable[[], Iterable[int]]) -> tuple[float, float]:
+    """Tokens per second (wall clock) and tokens per CPU-second of the serving processes. The
+    second does not depend on what else runs on the machine."""
+    generate(base_url, 0)  # warm-up
+    pids = set(serving())
+    cpu = cpu_seconds(pids)
+    start = time.monotonic()
+    tokens = generate(base_url, ROUNDS)
+    return tokens / (time.monotonic() - start), tokens / (cpu_seconds(pids) - cpu)
+
+
+def generate(base_url: str, rounds: int) -> int:
+    """Completion tokens of `rounds` rounds of STREAMS concurrent streams; 0 rounds: one stream."""
     api = openai.OpenAI(base_url=base_url, api_key=USER_KEY, max_retries=0, timeout=300)
 
     def one(_: int) -> int:
@@ -45,14 +69,10 @@ def tokens_per_second(base_url: str) -> float:
                 tokens = chunk.usage.completion_tokens
         return tokens
 
-    one(0)  # warm-up
-    rates = []
+    if rounds == 0:
+        return one(0)
     with ThreadPoolExecutor(STREAMS) as pool:
-        for _ in range(ROUNDS):
-            start = time.monotonic()
-            total = sum(pool.map(one, range(STREAMS)))
-            rates.append(total / (time.monotonic() - start))
-    return statistics.median(rates)
+        return sum(sum(pool.map(one, range(STREAMS))) for _ in range(rounds))
 
 
 def memory_mib(pid: int) -> tuple[int, int]:
@@ -64,7 +84,7 @@ def memory_mib(pid: int) -> tuple[int, int]:
     return fields["Rss"] // 1024, fields["Pss"] // 1024
 
 
-def bench_server(model: str, instances: int) -> float:
+def bench_server(model: str, instances: int) -> tuple[float, float]:
     binary = ROOT / "target" / "release" / "modelservice-server"
     port = free_port()
     args = [str(binary), "--model", model, "--access-name", ACCESS, "--slots", "4", "--context-length", "1024"]
@@ -81,7 +101,7 @@ def bench_server(model: str, instances: int) -> float:
                 return False
 
         wait_until("the server", up, timeout=60)
-        return tokens_per_second(f"http://127.0.0.1:{port}/v1")
+        return measure(f"http://127.0.0.1:{port}/v1", lambda: [server.pid])
     finally:
         server.kill()  # nothing left to drain
         server.wait(timeout=60)
@@ -96,21 +116,24 @@ def main() -> None:
     ]
     with local_cluster(replicas=1) as cluster:
         print(f"start-up (ray.init to the first answer, 1 + 1 replicas): {cluster.started_s:.1f} s", flush=True)
-        rows.append(("Ray Serve, 1 replica", tokens_per_second(cluster.base_url)))
+        # Every process of the cluster: replicas, ingress, proxy, controller, raylet, GCS.
+        cluster_pids = functools.partial(descendants, os.getpid())
+        rows.append(("Ray Serve, 1 replica", measure(cluster.base_url, cluster_pids)))
         start = time.monotonic()
         cluster.deploy(replicas=2)
         print(f"scale 1 -> 2 replicas, new replica serving: {time.monotonic() - start:.1f} s", flush=True)
-        rows.append(("Ray Serve, 2 replicas", tokens_per_second(cluster.base_url)))
+        rows.append(("Ray Serve, 2 replicas", measure(cluster.base_url, cluster_pids)))
         for replica in cluster.replicas():
             rss, pss = memory_mib(replica["pid"])
             print(f"replica pid {replica['pid']}: RSS {rss} MiB, PSS {pss} MiB", flush=True)
-        pids = processes_of(cluster.temp_dir)
+        pids = descendants(os.getpid())
         total_pss = sum(memory_mib(pid)[1] for pid in pids)
         print(f"the cluster's {len(pids)} processes (3 replicas, not this driver): PSS {total_pss} MiB", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}", flush=True)
-    print(f"\n| engines of 1 thread x 4 slots ({STREAMS} streams x {TOKENS} tokens) | tokens/s |\n|---|---|")
-    for name, rate in rows:
-        print(f"| {name} | {rate:.1f} |")
+    print(f"\n| engines of 1 thread x 4 slots ({STREAMS} streams x {TOKENS} tokens) | tokens/s | tokens/CPU-s |")
+    print("|---|---|---|")
+    for name, (rate, per_cpu) in rows:
+        print(f"| {name} | {rate:.1f} | {per_cpu:.1f} |")
     sys.stdout.flush()
 
 

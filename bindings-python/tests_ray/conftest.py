@@ -155,6 +155,32 @@ def listen_addresses(port: int) -> set[str]:
     return found
 
 
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def descendants(root: int) -> set[int]:
+    """Every living process below `root` (Ray's processes are children of this driver, workers of
+    the raylet)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The parent PID is the field after the command name, which may hold spaces.
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
 def processes_of(temp_dir: str) -> list[int]:
     """PIDs of the processes whose command line names the cluster's temp dir (all of Ray's do)."""
     pids = []
@@ -197,12 +223,19 @@ def local_cluster(replicas: int, num_cpus: float = 1) -> Iterator[Cluster]:
         c.started_s = time.monotonic() - start
         yield c
     finally:
+        # Workers whose raylet dies are re-parented, so collect them while the tree stands.
+        ours = {pid: cmdline(pid) for pid in descendants(os.getpid()) | set(processes_of(temp_dir))}
         serve.shutdown()
         ray.shutdown()
+
+        def alive() -> list[int]:
+            # Same PID and command line: the same process (a PID may be reused).
+            return [pid for pid, line in ours.items() if line and cmdline(pid) == line]
+
         deadline = time.monotonic() + 30
-        while processes_of(temp_dir) and time.monotonic() < deadline:
+        while alive() and time.monotonic() < deadline:
             time.sleep(0.5)
-        left = processes_of(temp_dir)
+        left = alive()
         for pid in left:  # only processes of this cluster, by PID
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(temp_dir, ignore_errors=True)
