@@ -236,6 +236,7 @@ def local_cluster(replicas: int, num_cpus: float = 1) -> Iterator[Cluster]:
         while alive() and time.monotonic() < deadline:
             time.sleep(0.5)
         left = alive()
+        print(f"\nthe cluster's {len(ours)} processes stopped; {len(left)} left behind")
         for pid in left:  # only processes of this cluster, by PID
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(temp_dir, ignore_errors=True)
