@@ -225,6 +225,12 @@ def _queue_full(model: str) -> JSONResponse:
     return JSONResponse(_envelope(message, "rate_limit_error", "queue_full", "model"), status_code=429)
 
 
+def _unreachable(model: str, error: Exception) -> JSONResponse:
+    message = f"The service `{model}` has no replica that can take the request now ({type(error).__name__})."
+    body = _envelope(message, "service_unavailable_error", "service_not_running", "model")
+    return JSONResponse(body, status_code=503)
+
+
 def _replica_lost(error: BaseException) -> dict[str, Any]:
     return _envelope(f"The replica serving this request was lost: {type(error).__name__}.", "server_error", None)
 
@@ -302,8 +308,8 @@ class OpenAIIngressReplica:
             head, stream = await self._start(group, "chat", body)
         except BackPressureError:
             return _queue_full(str(model))
-        except RayActorError as e:
-            return JSONResponse(_replica_lost(e), status_code=503)
+        except Exception as e:  # no replica could take it (lost, none running yet, ...)
+            return _unreachable(str(model), e)
         headers = {REPLICA_HEADER: head["replica"]}
         if head["body"] is not None or head["status"] != 200:
             return JSONResponse(head["body"], status_code=head["status"], headers=headers)
@@ -316,7 +322,7 @@ class OpenAIIngressReplica:
         try:
             async for event in stream:
                 yield event
-        except RayActorError as e:
+        except Exception as e:  # the replica was lost mid-stream: end it as the server does
             yield _error_event(_replica_lost(e))
 
     @api.get("/v1/models")
@@ -326,7 +332,10 @@ class OpenAIIngressReplica:
             return access
         data: list[Any] = []
         for group in self._groups:
-            head, _ = await self._start(group, "models")
+            try:
+                head, _ = await self._start(group, "models")
+            except Exception as e:
+                return _unreachable(group, e)
             data.extend(head["body"]["data"])
         return JSONResponse({"object": "list", "data": data})
 
@@ -338,7 +347,10 @@ class OpenAIIngressReplica:
         group = self._routes.get(model)
         if group is None:
             return self._core_error(self._core.model, model)
-        head, _ = await self._start(group, "models", model)
+        try:
+            head, _ = await self._start(group, "models", model)
+        except Exception as e:
+            return _unreachable(model, e)
         return JSONResponse(head["body"], status_code=head["status"])
 
     @api.get("/v1/replicas")
