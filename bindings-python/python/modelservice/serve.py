@@ -39,6 +39,8 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from . import APIStatusError, AsyncOpenAI, Registry
+from ._client import _AsyncResource
+from ._streaming import AsyncStream
 
 __all__ = ["app", "build", "load_config", "ServiceGroup", "OpenAIIngress", "ENV_API_KEYS", "ENV_ADMIN_KEYS"]
 
@@ -103,6 +105,7 @@ class ServiceGroupReplica:
         self._threads = max(1, int(cpus))
         self._replica = serve.get_replica_context().replica_id.unique_id
         self._client = AsyncOpenAI()
+        self._engine = _AsyncResource(self._client.registry)
         for spec in services:
             fields = dict(spec)
             expected = fields.pop("sha256", None)
@@ -111,35 +114,23 @@ class ServiceGroupReplica:
             fields.setdefault("threads", self._threads)
             await self._client.services.deploy(**fields)
 
-    # The engine calls, one unary and one streaming, so they can move to one operation entry.
+    # The engine, through its one operation entry: one unary call, one streaming call.
 
     async def _call(self, op: str, body: Mapping[str, Any]) -> Any:
-        if op == "chat.completions":
-            model, messages, rest = _split_request(body)
-            result = await self._client.chat.completions.create(model=model, messages=messages, extra_body=rest)
-            return result.model_dump()
-        if op == "models.list":
-            return (await self._client.models.list()).model_dump()
-        if op == "models.retrieve":
-            return (await self._client.models.retrieve(body["model"])).model_dump()
-        if op == "services.list":
-            return [s.model_dump() for s in await self._client.services.list()]
-        raise ValueError(f"unknown operation {op}")
+        return json.loads(await self._engine._call(op, body))
 
     async def _stream(self, op: str, body: Mapping[str, Any]) -> AsyncIterator[str]:
         """Starts a streamed operation (errors before the first chunk raise here) and returns
         its chunks as JSON text; closing the iterator stops the generation."""
-        if op != "chat.completions":
-            raise ValueError(f"unknown streaming operation {op}")
-        model, messages, rest = _split_request(body)
-        stream = await self._client.chat.completions.create(
-            model=model, messages=messages, stream=True, extra_body=rest
-        )
+        native = await asyncio.to_thread(self._client.registry.stream, op, json.dumps(body))
+        stream = AsyncStream(native)
 
         async def chunks() -> AsyncIterator[str]:
-            async with stream:
-                async for chunk in stream:
-                    yield chunk.model_dump_json()
+            try:
+                while (data := await stream._next()) is not None:
+                    yield data
+            finally:
+                native.close()
 
         return chunks()
 
@@ -149,9 +140,9 @@ class ServiceGroupReplica:
         """A chat completion: the head with the whole response, or the head then SSE events."""
         try:
             if body.get("stream") is not True:
-                yield _head(200, self._replica, await self._call("chat.completions", body))
+                yield _head(200, self._replica, await self._call("chat.completions.create", body))
                 return
-            chunks = await self._stream("chat.completions", body)
+            chunks = await self._stream("chat.completions.create", body)
         except APIStatusError as e:
             yield _head(e.status_code, self._replica, {"error": e.body})
             return
@@ -176,6 +167,13 @@ class ServiceGroupReplica:
         except APIStatusError as e:
             yield _head(e.status_code, self._replica, {"error": e.body})
 
+    async def embeddings(self, body: Mapping[str, Any]) -> AsyncIterator[Any]:
+        """`/v1/embeddings`: the head with the whole response."""
+        try:
+            yield _head(200, self._replica, await self._call("embeddings.create", body))
+        except APIStatusError as e:
+            yield _head(e.status_code, self._replica, {"error": e.body})
+
     async def info(self) -> dict[str, Any]:
         """Who this replica is and its services (IDs, status, usage counters)."""
         return {
@@ -183,12 +181,12 @@ class ServiceGroupReplica:
             "pid": os.getpid(),
             "node_id": ray.get_runtime_context().get_node_id(),
             "threads": self._threads,
-            "services": await self._call("services.list", {}),
+            "services": (await self._call("services.list", {}))["data"],
         }
 
     async def check_health(self) -> None:
         """Serve restarts a replica whose service failed."""
-        for service in await self._call("services.list", {}):
+        for service in (await self._call("services.list", {}))["data"]:
             if service["status"] == "failed":
                 raise RuntimeError(f"service {service['access_name']} failed: {service.get('status_reason')}")
 
@@ -291,6 +289,14 @@ class OpenAIIngressReplica:
 
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:
+        return await self._post(request, "chat.completions.create", "chat")
+
+    @api.post("/v1/embeddings")
+    async def embeddings(self, request: Request) -> Response:
+        return await self._post(request, "embeddings.create", "embeddings")
+
+    async def _post(self, request: Request, op: str, method: str) -> Response:
+        """A request whose body names its `model`: forwarded to that model's group."""
         access = self._access(request)
         if isinstance(access, Response):
             return access
@@ -303,9 +309,9 @@ class OpenAIIngressReplica:
         group = self._routes.get(model) if isinstance(model, str) else None
         if group is None or not isinstance(body, dict):
             # Malformed JSON, no `model` or an unknown one: the core's own 400 or 404.
-            return self._core_error(self._core.chat, raw.decode("utf-8", "replace"))
+            return self._core_error(self._core.call, op, raw.decode("utf-8", "replace"))
         try:
-            head, stream = await self._start(group, "chat", body)
+            head, stream = await self._start(group, method, body)
         except BackPressureError:
             return _queue_full(str(model))
         except Exception as e:  # no replica could take it (lost, none running yet, ...)
@@ -346,7 +352,7 @@ class OpenAIIngressReplica:
             return access
         group = self._routes.get(model)
         if group is None:
-            return self._core_error(self._core.model, model)
+            return self._core_error(self._core.call, "models.retrieve", json.dumps({"model": model}))
         try:
             head, _ = await self._start(group, "models", model)
         except Exception as e:
