@@ -149,7 +149,7 @@ fn a_cut_answer_says_length_and_schema_errors_name_the_field() {
             json!({"type": "json_schema", "json_schema": {"name": "x", "schema": ["not", "a", "schema"]}}),
             "response_format.json_schema.schema",
         ),
-        (json!({"type": "xml"}), "response_format"),
+        (json!({"type": "xml"}), "response_format.type"),
     ];
     for (format, param) in cases {
         let err = registry
