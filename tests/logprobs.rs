@@ -34,7 +34,10 @@ fn logprobs_are_a_distribution_and_spell_the_answer() {
         // Greedy: the chosen token is the most likely one.
         assert_eq!(t.top_logprobs[0].token, t.token);
         assert!((t.top_logprobs[0].logprob - t.logprob).abs() < 1e-6);
-        assert!(t.top_logprobs.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+        assert!(t
+            .top_logprobs
+            .windows(2)
+            .all(|w| w[0].logprob >= w[1].logprob));
     }
 
     // Streamed: each chunk carries its own tokens' entries; together they equal the whole.
@@ -72,9 +75,7 @@ fn logprobs_are_a_distribution_and_spell_the_answer() {
     assert!(content.starts_with(&text) && text.len() <= content.len());
 
     // Not asked: no entries.
-    let plain = registry
-        .chat_blocking(greedy("lp/smol", "Hi.", 4))
-        .unwrap();
+    let plain = registry.chat_blocking(greedy("lp/smol", "Hi.", 4)).unwrap();
     assert!(plain.choices[0].logprobs.is_none());
 }
 

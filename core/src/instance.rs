@@ -468,7 +468,10 @@ impl<'m> Worker<'m> {
         let text = active.decoder.push(&bytes);
         if let (Some(pending), Some(logits), Some(top)) = (active.logprobs.as_mut(), logits, top) {
             let piece = |t: i32| vocab.token_to_piece(LlamaToken(t), false, None);
-            pending.push(token_logprob(logits, token.0, top as usize, piece), text.len());
+            pending.push(
+                token_logprob(logits, token.0, top as usize, piece),
+                text.len(),
+            );
         }
         let outcome = active.stop.push(&text);
         Self::emit(active, outcome.emit);

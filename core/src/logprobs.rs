@@ -22,7 +22,11 @@ pub(crate) fn token_logprob(
             .map(|&l| f64::from(l - max).exp())
             .sum::<f64>()
             .ln() as f32;
-    let logprob = |t: i32| logits.get(t as usize).map_or(f32::NEG_INFINITY, |&l| l - log_sum);
+    let logprob = |t: i32| {
+        logits
+            .get(t as usize)
+            .map_or(f32::NEG_INFINITY, |&l| l - log_sum)
+    };
     let entry = |t: i32| {
         let bytes = piece(t);
         (String::from_utf8_lossy(&bytes).into_owned(), bytes)

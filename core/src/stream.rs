@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::api::{
-    AssistantMessage, ChatCompletion, ChoiceLogprobs, ChatCompletionChunk, Choice, ChunkChoice, Delta,
-    FinishReason, Role, Usage,
+    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChoiceLogprobs, ChunkChoice,
+    Delta, FinishReason, Role, Usage,
 };
 use crate::error::{Error, Result};
 use crate::instance::Event;
@@ -268,8 +268,12 @@ impl Gather {
             if let Some(text) = c.delta.content {
                 self.content[i].push_str(&text);
             }
-            if let (Some(all), Some(ChoiceLogprobs { content: Some(new), .. })) =
-                (self.logprobs[i].as_mut(), c.logprobs)
+            if let (
+                Some(all),
+                Some(ChoiceLogprobs {
+                    content: Some(new), ..
+                }),
+            ) = (self.logprobs[i].as_mut(), c.logprobs)
             {
                 all.content.get_or_insert_with(Vec::new).extend(new);
             }
