@@ -18,7 +18,8 @@ async function main(modelPath: string): Promise<void> {
     max_tokens: 8,
   }
   const completion: OpenAI.ChatCompletion = await openai.chat.completions.create(params)
-  const content: string | null = completion.choices[0].message.content
+  // `content` is optional in the wire schema (derived for deserializing); the engine always sends it.
+  const content: string | null = completion.choices[0].message.content ?? null
   const total: number = completion.usage.total_tokens
 
   const controller = new AbortController()
