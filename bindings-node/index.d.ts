@@ -114,6 +114,8 @@ declare namespace OpenAI {
   export type EngineStats = Wire.EngineStats
   /** A service as the product page lists it. */
   export type ServiceInfo = ResponseOf<'services.retrieve'>
+  /** The `services.list()` answer: `{ object: 'list', data: [...] }`. */
+  export type ServiceList = ResponseOf<'services.list'>
   /** The body of an OpenAI error response's `error`. */
   export type ErrorObject = Wire.ErrorBody
 
@@ -123,11 +125,23 @@ declare namespace OpenAI {
    */
   export class Registry {
     constructor()
+    /** Serves operation `op` with the JSON `body`; resolves to the whole answer's JSON. */
+    call(op: keyof Operations, body: string, signal?: AbortSignal | null): Promise<string>
+    /** Starts streamed operation `op` with the JSON `body`; resolves to its chunks' JSON. */
+    stream(op: keyof Operations, body: string): Promise<ResponseStream>
     /** The names of every operation the engine serves (`chat.completions.create` ...). */
     static operations(): string[]
     /** How many times this process has loaded a model file. */
     static modelLoads(): number
   }
+  /** The chunks of a streamed operation, as JSON texts; `null` after the last one. */
+  export interface ResponseStream {
+    readonly id: string
+    next(): Promise<string | null>
+    /** Stops the generation. */
+    close(): void
+  }
+
   export interface ClientOptions {
     /** Services to deploy; they load in the background and every call waits for them. */
     services?: ServiceSpec[]

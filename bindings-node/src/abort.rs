@@ -6,6 +6,10 @@ use std::future::pending;
 use napi::bindgen_prelude::*;
 use tokio::sync::watch;
 
+/// `signal.addEventListener('abort', listener)`.
+type AddEventListener<'env> =
+    Function<'env, FnArgs<(&'env str, Function<'env, Unknown<'env>, ()>)>, Unknown<'env>>;
+
 /// Whether the followed signal has aborted; awaited beside the call it cancels.
 pub struct Aborted(watch::Receiver<bool>);
 
@@ -21,8 +25,7 @@ impl Aborted {
                     aborted.send_replace(true);
                     Ok(())
                 })?;
-                let add: Function<FnArgs<(&str, Function<Unknown, ()>)>, Unknown> =
-                    signal.get_named_property("addEventListener")?;
+                let add: AddEventListener = signal.get_named_property("addEventListener")?;
                 add.apply(signal, FnArgs::from(("abort", on_abort)))?;
             }
         }

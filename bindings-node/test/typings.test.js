@@ -79,6 +79,7 @@ test('the TypeScript usage file compiles against index.d.ts and runs; index.js c
   assert.ok(out.content.length > 0)
   assert.equal(out.streamed, out.content)
   assert.deepEqual(out.models, ['u-ts/usage'])
+  assert.equal(out.services, 2)
   assert.equal(out.instances, 2)
   assert.equal(out.caught, 404)
   assert.equal(out.deleted, 'u-ts/usage')

@@ -11,4 +11,7 @@ const completion: OpenAI.ChatCompletion = await openai.chat.completions.create({
 const error: APIError = new NotFoundError(404, undefined, 'gone', undefined)
 // @ts-expect-error `model` is required
 await openai.chat.completions.create({ messages: [] })
+
+// @ts-expect-error a misspelt spec field is refused, as the engine refuses it
+new OpenAI({ services: [{ name: 'esm', accessName: 'u/esm', model: '/m.gguf', slotz: 2 }] })
 export { completion, error }
