@@ -11,24 +11,28 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use parking_lot::Mutex;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::api::{EngineStats, FinishReason};
+use crate::api::{EngineStats, FinishReason, TokenLogprob};
 use crate::backend::backend;
 use crate::detokenize::Utf8Decoder;
 use crate::error::{Error, Result};
+use crate::logprobs::{token_logprob, PendingLogprobs};
 use crate::pool::{common_prefix, Pool};
-use crate::sampling::SamplingParams;
+use crate::sampling::{Sampler, SamplingParams};
 use crate::stop::StopMatcher;
 
 /// What a request's stream receives from its instance.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// Newly generated text (never part of a stop sequence, never a split character).
-    Text(String),
+    /// Newly generated text (never part of a stop sequence, never a split character), with the
+    /// log probabilities of the tokens it completes when they were asked for.
+    Text {
+        text: String,
+        logprobs: Vec<TokenLogprob>,
+    },
     /// The sequence ended.
     Done {
         finish: FinishReason,
@@ -150,7 +154,7 @@ pub(crate) fn spawn(
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -185,9 +189,11 @@ struct Active {
     job: Job,
     /// Next prompt token to feed; equal to the prompt length once the prompt is decoded.
     prompt_pos: usize,
-    sampler: LlamaSampler,
+    sampler: Sampler,
     decoder: Utf8Decoder,
     stop: StopMatcher,
+    /// Log probabilities waiting for their text, when the request asked for them.
+    logprobs: Option<PendingLogprobs>,
     generated: u32,
     /// The last sampled token, to be decoded in the next step.
     next_token: Option<LlamaToken>,
@@ -271,6 +277,15 @@ impl<'m> Worker<'m> {
 
     /// Puts a job in the idle slot whose cache shares the longest prefix with its prompt.
     fn admit(&mut self, ctx: &mut LlamaContext<'_>, job: Job) {
+        let sampler = match job.sampling.build(self.model) {
+            Ok(sampler) => sampler,
+            Err(e) => {
+                // Checked when the request was prepared; a failure here still frees the slot.
+                let _ = job.events.send(Event::Failed(e));
+                self.pool.release(self.id, self.idle_caches());
+                return;
+            }
+        };
         let (index, shared) = self
             .slots
             .iter()
@@ -295,9 +310,9 @@ impl<'m> Worker<'m> {
         self.counters
             .prompt_tokens_reused
             .fetch_add(reuse as u64, Ordering::Relaxed);
-        let sampler = job.sampling.build(self.model);
         slot.active = Some(Active {
             stop: StopMatcher::new(job.stop.clone()),
+            logprobs: job.sampling.logprobs.map(|_| PendingLogprobs::default()),
             job,
             prompt_pos: reuse,
             sampler,
@@ -437,7 +452,13 @@ impl<'m> Worker<'m> {
         let slot = &mut self.slots[i];
         let active = slot.active.as_mut()?;
         let at = active.logits_at?;
-        let token = active.sampler.sample(ctx, at);
+        // Read before sampling: the distribution the model gave, not the sampler's.
+        let top = active.job.sampling.logprobs;
+        let logits = top.map(|_| ctx.get_logits_ith(at));
+        let token = match active.sampler.sample(ctx, at) {
+            Ok(token) => token,
+            Err(e) => return Some(Event::Failed(e)),
+        };
         let vocab = self.model.vocab();
         if vocab.is_eog(token) {
             return Some(Self::end(active, FinishReason::Stop));
@@ -445,10 +466,12 @@ impl<'m> Worker<'m> {
         active.generated += 1;
         let bytes = vocab.token_to_piece(token, false, None);
         let text = active.decoder.push(&bytes);
-        let outcome = active.stop.push(&text);
-        if !outcome.emit.is_empty() {
-            let _ = active.job.events.send(Event::Text(outcome.emit));
+        if let (Some(pending), Some(logits), Some(top)) = (active.logprobs.as_mut(), logits, top) {
+            let piece = |t: i32| vocab.token_to_piece(LlamaToken(t), false, None);
+            pending.push(token_logprob(logits, token.0, top as usize, piece), text.len());
         }
+        let outcome = active.stop.push(&text);
+        Self::emit(active, outcome.emit);
         if outcome.stopped {
             return Some(Event::Done {
                 finish: FinishReason::Stop,
@@ -463,20 +486,31 @@ impl<'m> Worker<'m> {
         None
     }
 
+    /// Sends emitted text with the log probabilities of the tokens it completes.
+    fn emit(active: &mut Active, text: String) {
+        let logprobs = active
+            .logprobs
+            .as_mut()
+            .map(|p| p.release(text.len()))
+            .unwrap_or_default();
+        if !text.is_empty() || !logprobs.is_empty() {
+            let _ = active.job.events.send(Event::Text { text, logprobs });
+        }
+    }
+
     /// Flushes held-back text and builds the final event.
     fn end(active: &mut Active, finish: FinishReason) -> Event {
         let rest = active.decoder.finish();
         let mut tail = active.stop.push(&rest);
         if tail.stopped {
+            Self::emit(active, tail.emit);
             return Event::Done {
                 finish: FinishReason::Stop,
                 completion_tokens: active.generated,
             };
         }
         tail.emit.push_str(&active.stop.flush());
-        if !tail.emit.is_empty() {
-            let _ = active.job.events.send(Event::Text(tail.emit));
-        }
+        Self::emit(active, tail.emit);
         Event::Done {
             finish,
             completion_tokens: active.generated,
@@ -506,12 +540,15 @@ impl<'m> Worker<'m> {
             let _ = active.job.events.send(event);
         }
         self.arrival.retain(|&s| s != i);
-        let idle: Vec<Arc<[LlamaToken]>> = self
-            .slots
+        self.pool.release(self.id, self.idle_caches());
+    }
+
+    /// What each idle slot holds in its cache, for the pool's prefix-aware scheduling.
+    fn idle_caches(&self) -> Vec<Arc<[LlamaToken]>> {
+        self.slots
             .iter()
             .filter(|s| s.active.is_none())
             .map(|s| Arc::from(s.cached.as_slice()))
-            .collect();
-        self.pool.release(self.id, idle);
+            .collect()
     }
 }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::api::{
-    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta,
+    AssistantMessage, ChatCompletion, ChoiceLogprobs, ChatCompletionChunk, Choice, ChunkChoice, Delta,
     FinishReason, Role, Usage,
 };
 use crate::error::{Error, Result};
@@ -29,6 +29,8 @@ pub struct ChatCompletionStream {
     prompt_tokens: u32,
     completion_tokens: u32,
     include_usage: bool,
+    /// Whether chunks carry log probabilities (`logprobs: true` in the request).
+    logprobs: bool,
     choices: Vec<ChoiceStream>,
     ready: VecDeque<ChatCompletionChunk>,
     done: bool,
@@ -50,6 +52,7 @@ impl ChatCompletionStream {
         model: String,
         prompt_tokens: u32,
         include_usage: bool,
+        logprobs: bool,
         receivers: Vec<UnboundedReceiver<Event>>,
     ) -> Self {
         let mut stream = ChatCompletionStream {
@@ -59,6 +62,7 @@ impl ChatCompletionStream {
             prompt_tokens,
             completion_tokens: 0,
             include_usage,
+            logprobs,
             choices: receivers
                 .into_iter()
                 .map(|events| ChoiceStream {
@@ -164,8 +168,8 @@ impl ChatCompletionStream {
 
     fn on_event(&mut self, index: u32, event: Option<Event>) -> Result<()> {
         match event {
-            Some(Event::Text(text)) => {
-                let chunk = self.chunk(
+            Some(Event::Text { text, logprobs }) => {
+                let mut chunk = self.chunk(
                     index,
                     Delta {
                         role: None,
@@ -173,6 +177,12 @@ impl ChatCompletionStream {
                     },
                     None,
                 );
+                if self.logprobs {
+                    chunk.choices[0].logprobs = Some(ChoiceLogprobs {
+                        content: Some(logprobs),
+                        refusal: None,
+                    });
+                }
                 self.ready.push_back(chunk);
                 Ok(())
             }
@@ -214,7 +224,7 @@ impl ChatCompletionStream {
 
     /// Gathers the rest of the stream into one [`ChatCompletion`].
     pub async fn collect(mut self) -> Result<ChatCompletion> {
-        let mut gather = Gather::new(self.choices.len());
+        let mut gather = Gather::new(self.choices.len(), self.logprobs);
         while let Some(chunk) = self.next_chunk().await {
             gather.add(chunk?);
         }
@@ -239,13 +249,16 @@ impl futures_core::Stream for ChatCompletionStream {
 struct Gather {
     content: Vec<String>,
     finish: Vec<FinishReason>,
+    /// Each choice's log probabilities, when asked for.
+    logprobs: Vec<Option<ChoiceLogprobs>>,
 }
 
 impl Gather {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, logprobs: bool) -> Self {
         Gather {
             content: vec![String::new(); n],
             finish: vec![FinishReason::Stop; n],
+            logprobs: vec![logprobs.then(ChoiceLogprobs::empty); n],
         }
     }
 
@@ -254,6 +267,11 @@ impl Gather {
             let i = c.index as usize;
             if let Some(text) = c.delta.content {
                 self.content[i].push_str(&text);
+            }
+            if let (Some(all), Some(ChoiceLogprobs { content: Some(new), .. })) =
+                (self.logprobs[i].as_mut(), c.logprobs)
+            {
+                all.content.get_or_insert_with(Vec::new).extend(new);
             }
             if let Some(f) = c.finish_reason {
                 self.finish[i] = f;
@@ -271,15 +289,16 @@ impl Gather {
                 .content
                 .into_iter()
                 .zip(self.finish)
+                .zip(self.logprobs)
                 .enumerate()
-                .map(|(i, (content, finish_reason))| Choice {
+                .map(|(i, ((content, finish_reason), logprobs))| Choice {
                     index: i as u32,
                     message: AssistantMessage {
                         role: Role::Assistant,
                         content: Some(content),
                     },
                     finish_reason,
-                    logprobs: None,
+                    logprobs,
                 })
                 .collect(),
             usage: Usage::new(stream.prompt_tokens, stream.completion_tokens),

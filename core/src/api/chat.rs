@@ -186,6 +186,17 @@ pub struct ChatCompletionRequest {
     /// llama.cpp extra: multiplicative penalty on repeated tokens (1.0 disables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_penalty: Option<f32>,
+    /// Return the log probability of each output token (from the model's distribution before
+    /// sampling, as llama.cpp's `n_probs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// With `logprobs`: also the 0 to 20 most likely tokens at each position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
+    /// `text` (the default), `json_object` (any JSON object) or `json_schema` (JSON valid
+    /// against a schema): enforced by a grammar while sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
 
     // OpenAI parameters accepted only in their no-op form (`tools: []`, `response_format:
     // {"type": "text"}` ...): a value that would change the answer on OpenAI is refused by
@@ -200,12 +211,6 @@ pub struct ChatCompletionRequest {
     pub functions: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_call: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_format: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logprobs: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_logprobs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modalities: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,18 +264,6 @@ impl ChatCompletionRequest {
         if !empty(&self.functions) || !empty(&self.function_call) {
             return refuse("functions", "function calling");
         }
-        match &self.response_format {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(o))
-                if o.get("type") == Some(&Value::from("text")) && o.len() == 1 => {}
-            Some(_) => return refuse("response_format", "a response format other than `text`"),
-        }
-        if self.logprobs == Some(true) {
-            return refuse("logprobs", "returning log probabilities");
-        }
-        if self.top_logprobs.is_some_and(|n| n > 0) {
-            return refuse("top_logprobs", "returning log probabilities");
-        }
         if let Some(m) = &self.modalities {
             if m.iter().any(|m| m != "text") {
                 return refuse("modalities", "an output modality other than `text`");
@@ -300,6 +293,53 @@ impl ChatCompletionRequest {
         Ok(())
     }
 }
+
+/// `response_format`: what shape the answer must have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text.
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid against `json_schema.schema`.
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+/// The schema of a `json_schema` response format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSchemaFormat {
+    /// `^[a-zA-Z0-9_-]{1,64}$`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema; absent means any JSON value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    /// Accepted as OpenAI defines it: the grammar enforces the schema either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+impl ResponseFormat {
+    /// The JSON Schema the answer must satisfy, as text; `None` for free text.
+    pub fn schema_json(&self) -> Option<String> {
+        match self {
+            ResponseFormat::Text => None,
+            ResponseFormat::JsonObject => Some(r#"{"type":"object"}"#.to_owned()),
+            ResponseFormat::JsonSchema { json_schema } => Some(
+                json_schema
+                    .schema
+                    .as_ref()
+                    .map_or_else(|| "{}".to_owned(), |s| s.to_string()),
+            ),
+        }
+    }
+}
+
+/// Most alternatives `top_logprobs` may ask for, as OpenAI allows.
+pub const MAX_TOP_LOGPROBS: u32 = 20;
 
 /// Most choices a request may ask for with `n`.
 pub const MAX_CHOICES: u32 = 16;
@@ -353,7 +393,53 @@ impl ChatCompletionRequest {
         self.validate_messages()?;
         self.validate_sampling()?;
         self.validate_limits()?;
+        self.validate_response_format()?;
         self.validate_openai_only()
+    }
+
+    /// A schema's `name` as OpenAI constrains it; JSON mode asks for "JSON" in the messages, as
+    /// OpenAI requires (a model told nothing about JSON may emit whitespace until `max_tokens`).
+    fn validate_response_format(&self) -> Result<()> {
+        match &self.response_format {
+            None | Some(ResponseFormat::Text) => Ok(()),
+            Some(ResponseFormat::JsonObject) => {
+                let mentions_json = self
+                    .messages
+                    .iter()
+                    .any(|m| m.text().to_ascii_lowercase().contains("json"));
+                if mentions_json {
+                    Ok(())
+                } else {
+                    Err(Error::invalid(
+                        "messages",
+                        "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+                    ))
+                }
+            }
+            Some(ResponseFormat::JsonSchema { json_schema }) => {
+                let name_ok = (1..=64).contains(&json_schema.name.len())
+                    && json_schema
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !name_ok {
+                    return Err(Error::invalid(
+                        "response_format.json_schema.name",
+                        format!(
+                            "`response_format.json_schema.name` must be 1 to 64 letters, digits, `_` or `-`, got `{}`.",
+                            json_schema.name
+                        ),
+                    ));
+                }
+                match &json_schema.schema {
+                    None | Some(serde_json::Value::Object(_)) => Ok(()),
+                    Some(_) => Err(Error::invalid(
+                        "response_format.json_schema.schema",
+                        "`response_format.json_schema.schema` must be a JSON Schema object.",
+                    )),
+                }
+            }
+        }
     }
 
     /// At least one message; text content only; content present except on assistant turns.
@@ -468,7 +554,26 @@ impl ChatCompletionRequest {
                 "`stream_options` is only allowed when `stream` is true.",
             ));
         }
+        if let Some(k) = self.top_logprobs {
+            if self.logprobs != Some(true) {
+                return Err(Error::invalid(
+                    "top_logprobs",
+                    "`top_logprobs` requires `logprobs` to be true.",
+                ));
+            }
+            if k > MAX_TOP_LOGPROBS {
+                return Err(Error::invalid(
+                    "top_logprobs",
+                    format!("`top_logprobs` must be between 0 and {MAX_TOP_LOGPROBS}, got {k}."),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// How many alternatives each token's log probability comes with; `None` when not asked.
+    pub fn logprobs_wanted(&self) -> Option<u32> {
+        (self.logprobs == Some(true)).then(|| self.top_logprobs.unwrap_or(0))
     }
 }
 
@@ -480,6 +585,43 @@ fn check_range(name: &str, value: Option<f32>, min: f32, max: f32) -> Result<()>
         )),
         _ => Ok(()),
     }
+}
+
+/// A choice's log probabilities (`choices[i].logprobs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChoiceLogprobs {
+    /// One entry per output token, in order.
+    pub content: Option<Vec<TokenLogprob>>,
+    /// Always null: refusals are not generated.
+    pub refusal: Option<Vec<TokenLogprob>>,
+}
+
+impl ChoiceLogprobs {
+    /// No tokens yet.
+    pub fn empty() -> Self {
+        ChoiceLogprobs {
+            content: Some(Vec::new()),
+            refusal: None,
+        }
+    }
+}
+
+/// One output token's log probability and its most likely alternatives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenLogprob {
+    /// The token's text (invalid UTF-8 replaced; `bytes` has the exact bytes).
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Option<Vec<u8>>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// One of the most likely tokens at a position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// Why a choice stopped.
@@ -523,8 +665,8 @@ pub struct Choice {
     pub index: u32,
     pub message: AssistantMessage,
     pub finish_reason: FinishReason,
-    /// Always null: log probabilities are not computed.
-    pub logprobs: Option<serde_json::Value>,
+    /// The output tokens' log probabilities, when the request asked for `logprobs`.
+    pub logprobs: Option<ChoiceLogprobs>,
 }
 
 /// The response of a non-streamed chat completion.
@@ -553,7 +695,8 @@ pub struct ChunkChoice {
     pub index: u32,
     pub delta: Delta,
     pub finish_reason: Option<FinishReason>,
-    pub logprobs: Option<serde_json::Value>,
+    /// This chunk's tokens' log probabilities, when the request asked for `logprobs`.
+    pub logprobs: Option<ChoiceLogprobs>,
 }
 
 /// One event of a streamed chat completion (`chat.completion.chunk`).
@@ -633,8 +776,6 @@ mod tests {
         assert_eq!(err.param(), Some("temprature"));
         for (field, value) in [
             ("tools", r#"[{"type":"function","function":{"name":"f"}}]"#),
-            ("response_format", r#"{"type":"json_object"}"#),
-            ("logprobs", "true"),
             ("store", "true"),
         ] {
             let req = ChatCompletionRequest::from_json(&format!(
