@@ -15,6 +15,7 @@ declare class OpenAI {
   /** The services this client serves from; pass it (or the client) to share them. */
   readonly registry: OpenAI.Registry
   readonly chat: OpenAI.Chat
+  readonly embeddings: OpenAI.Embeddings
   readonly models: OpenAI.Models
   readonly services: OpenAI.Services
   /** Resolves once the services given to the constructor run. */
@@ -81,6 +82,12 @@ declare namespace OpenAI {
   export type ChatCompletionChunkChoice = Wire.ChunkChoice
   /** `chat.completion.chunk`: one event of a streamed answer. */
   export type ChatCompletionChunk = Operations['chat.completions.create']['chunk']
+
+  /** The body of `embeddings.create`. */
+  export type EmbeddingCreateParams = RequestOf<'embeddings.create'>
+  /** The answer of `embeddings.create`: `{ object: 'list', data: [Embedding ...], model, usage }`. */
+  export type CreateEmbeddingResponse = ResponseOf<'embeddings.create'>
+  export type Embedding = Wire.Embedding
 
   /** A streamed chat completion: `for await (const chunk of stream)`. */
   export class Stream<Item> implements AsyncIterable<Item> {
@@ -161,6 +168,10 @@ declare namespace OpenAI {
       body: ChatCompletionCreateParamsBase,
       options?: RequestOptions,
     ): Promise<ChatCompletion | Stream<ChatCompletionChunk>>
+  }
+
+  export interface Embeddings {
+    create(body: EmbeddingCreateParams, options?: RequestOptions): Promise<CreateEmbeddingResponse>
   }
 
   export interface Chat {

@@ -264,6 +264,13 @@ class Completions extends Resource {
   }
 }
 
+class Embeddings extends Resource {
+  /** `openai.embeddings.create(body, { signal })`: a CreateEmbeddingResponse. */
+  create(body, options = {}) {
+    return this._call('embeddings.create', body, options && options.signal)
+  }
+}
+
 class Chat {
   /** @param {OpenAI} client */
   constructor(client) {
@@ -345,6 +352,7 @@ class OpenAI {
       throw new OpenAIError('`registry` must be a modelservice Registry or an OpenAI client.')
     }
     this.chat = new Chat(this)
+    this.embeddings = new Embeddings(this)
     this.models = new Models(this)
     this.services = new Services(this)
     // Models load in the background; every call waits for them, and a failed deploy is

@@ -14,4 +14,6 @@ await openai.chat.completions.create({ messages: [] })
 
 // @ts-expect-error a misspelt spec field is refused, as the engine refuses it
 new OpenAI({ services: [{ name: 'esm', accessName: 'u/esm', model: '/m.gguf', slotz: 2 }] })
-export { completion, error }
+const embedded: OpenAI.CreateEmbeddingResponse = await openai.embeddings.create({ model: 'u/esm', input: ['a', 'b'] })
+const vector: number[] | string = embedded.data[0].embedding
+export { completion, error, vector }
