@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c lint bench
+.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,9 @@ test-server: ## the HTTP server example's tests
 
 test-c: ## the C ABI: header check, C example, valgrind
 	$(MAKE) -C bindings-c test
+
+test-ray: setup ## modelservice.serve on a local Ray cluster (own venv with ray[serve]; CI runs it after `make test`)
+	$(MAKE) -C bindings-python test-ray
 
 lint: ## rustfmt and clippy on the whole workspace, ruff on the Python package (tsc runs in test-node)
 	cargo fmt --all -- --check

@@ -73,6 +73,10 @@ export interface ChatCompletionRequest {
   functions?: unknown
   /** Token id (as a string, as in OpenAI's JSON) to a bias from -100 to 100. */
   logit_bias?: Record<string, number> | null
+  /**
+   * Return the log probability of each output token (from the model's distribution before
+   * sampling, as llama.cpp's `n_probs`).
+   */
   logprobs?: boolean | null
   max_completion_tokens?: number | null
   max_tokens?: number | null
@@ -109,6 +113,7 @@ export interface ChatCompletionRequest {
   tools?: unknown
   /** llama.cpp extra: keep only the k most likely tokens (0 disables). */
   top_k?: number | null
+  /** With `logprobs`: also the 0 to 20 most likely tokens at each position. */
   top_logprobs?: number | null
   top_p?: number | null
   user?: string | null
@@ -130,9 +135,17 @@ export interface ChatMessage {
 export interface Choice {
   finish_reason: FinishReason
   index: number
-  /** Always null: log probabilities are not computed. */
-  logprobs?: unknown
+  /** The output tokens' log probabilities, when the request asked for `logprobs`. */
+  logprobs?: ChoiceLogprobs | null
   message: AssistantMessage
+}
+
+/** A choice's log probabilities (`choices[i].logprobs`). */
+export interface ChoiceLogprobs {
+  /** One entry per output token, in order. */
+  content?: TokenLogprob[] | null
+  /** Always null: refusals are not generated. */
+  refusal?: TokenLogprob[] | null
 }
 
 /** One choice's part of a streamed chunk. */
@@ -140,7 +153,8 @@ export interface ChunkChoice {
   delta: Delta
   finish_reason?: FinishReason | null
   index: number
-  logprobs?: unknown
+  /** This chunk's tokens' log probabilities, when the request asked for `logprobs`. */
+  logprobs?: ChoiceLogprobs | null
 }
 
 /** One content part of a message given as an array. Only `text` parts are served. */
@@ -364,6 +378,22 @@ export type StopSequences = string | string[]
 /** `stream_options`. */
 export interface StreamOptions {
   include_usage?: boolean | null
+}
+
+/** One output token's log probability and its most likely alternatives. */
+export interface TokenLogprob {
+  bytes?: number[] | null
+  logprob: number
+  /** The token's text (invalid UTF-8 replaced; `bytes` has the exact bytes). */
+  token: string
+  top_logprobs: TopLogprob[]
+}
+
+/** One of the most likely tokens at a position. */
+export interface TopLogprob {
+  bytes?: number[] | null
+  logprob: number
+  token: string
 }
 
 /** Token counts of one request. */

@@ -95,7 +95,7 @@ mod tests {
     fn probabilities_and_top_alternatives() {
         let logits = [1.0f32, 3.0, 2.0, 0.0];
         let e = token_logprob(&logits, 2, 3, |t| vec![b'a' + t as u8]);
-        let total: f32 = logits.iter().map(|l| (l - e.logprob - 2.0).exp()).sum();
+        let total: f32 = logits.iter().map(|l| (l - 2.0 + e.logprob).exp()).sum();
         assert!((total - 1.0).abs() < 1e-5, "{total}");
         let tops: Vec<&str> = e.top_logprobs.iter().map(|t| t.token.as_str()).collect();
         assert_eq!(tops, ["b", "c", "a"]);

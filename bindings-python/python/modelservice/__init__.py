@@ -25,6 +25,7 @@ from ._native import (
     Registry,
     __version__,
 )
+from ._parsing import LengthFinishReasonError
 from ._streaming import AsyncStream, Stream
 from .types import (
     ChatCompletion,
@@ -68,5 +69,6 @@ __all__ = [
     "RateLimitError",
     "InternalServerError",
     "ModelLoadError",
+    "LengthFinishReasonError",
     "__version__",
 ]

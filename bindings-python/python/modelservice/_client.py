@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict, TypeVar, U
 
 from . import _native
 from ._executor import POLL_SECONDS, executor
+from ._parsing import parse_completion, response_format_param
 from ._streaming import AsyncStream, Stream
 from .types import ChatCompletion, CreateEmbeddingResponse, Model, ModelList, Service, ServiceList
 
@@ -208,6 +209,13 @@ class Completions(_Resource):
             return Stream(self._registry.stream("chat.completions.create", _body(params)))
         return ChatCompletion.from_json(self._call("chat.completions.create", params))
 
+    def parse(self, *, response_format: Any = None, **params: Any) -> ChatCompletion:
+        """`create()` whose `response_format` may be a Pydantic model: each choice's
+        `message.parsed` is the answer validated as that type, as the `openai` SDK gives it."""
+        params["response_format"] = response_format_param(response_format)
+        completion = ChatCompletion.from_json(self._call("chat.completions.create", params))
+        return parse_completion(completion, response_format)
+
 
 class Embeddings(_Resource):
     """`client.embeddings`: vectors from an embedding service (floats unless `encoding_format="base64"`)."""
@@ -221,6 +229,13 @@ class Chat:
 
     def __init__(self, registry: _native.Registry) -> None:
         self.completions = Completions(registry)
+
+
+class Beta:
+    """`client.beta`: where older `openai` SDKs kept `chat.completions.parse`."""
+
+    def __init__(self, chat: Any) -> None:
+        self.chat = chat
 
 
 class Models(_Resource):
@@ -284,6 +299,7 @@ class OpenAI(_ClientOptions):
             default_headers, default_query,
         )  # fmt: skip
         self.chat = Chat(self.registry)
+        self.beta = Beta(self.chat)
         self.embeddings = Embeddings(self.registry)
         self.models = Models(self.registry)
         self.services = Services(self.registry)
@@ -317,6 +333,12 @@ class AsyncCompletions(_AsyncResource):
         if params.get("stream"):
             return AsyncStream(await _off_loop(self._registry.stream, "chat.completions.create", _body(params)))
         return ChatCompletion.from_json(await self._call("chat.completions.create", params))
+
+    async def parse(self, *, response_format: Any = None, **params: Any) -> ChatCompletion:
+        """`create()` whose `response_format` may be a Pydantic model (see the sync `parse`)."""
+        params["response_format"] = response_format_param(response_format)
+        completion = ChatCompletion.from_json(await self._call("chat.completions.create", params))
+        return parse_completion(completion, response_format)
 
 
 class AsyncEmbeddings(_AsyncResource):
@@ -389,6 +411,7 @@ class AsyncOpenAI(_ClientOptions):
             default_headers, default_query,
         )  # fmt: skip
         self.chat = AsyncChat(self.registry)
+        self.beta = Beta(self.chat)
         self.embeddings = AsyncEmbeddings(self.registry)
         self.models = AsyncModels(self.registry)
         self.services = AsyncServices(self.registry)

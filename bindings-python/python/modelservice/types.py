@@ -26,6 +26,9 @@ __all__ = [
     "ServiceUsage",
     "EngineStats",
     "ServiceList",
+    "ChoiceLogprobs",
+    "ChatCompletionTokenLogprob",
+    "TopLogprob",
     "CreateEmbeddingResponse",
     "Embedding",
     "EmbeddingUsage",
@@ -40,6 +43,35 @@ __all__ = [
 ]
 
 
+class TopLogprob(OpenAIObject):
+    """One of the most likely tokens at a position."""
+
+    bytes: Optional[list[int]] = None
+    logprob: float
+    token: str
+
+
+class ChatCompletionTokenLogprob(OpenAIObject):
+    """One output token's log probability and its most likely alternatives."""
+
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"top_logprobs": TopLogprob}
+    bytes: Optional[list[int]] = None
+    logprob: float
+    token: str
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(OpenAIObject):
+    """A choice's log probabilities (`choices[i].logprobs`)."""
+
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {
+        "content": ChatCompletionTokenLogprob,
+        "refusal": ChatCompletionTokenLogprob,
+    }
+    content: Optional[list[ChatCompletionTokenLogprob]] = None
+    refusal: Optional[list[ChatCompletionTokenLogprob]] = None
+
+
 class ChatCompletionMessage(OpenAIObject):
     """The assistant's reply in a [`Choice`]."""
 
@@ -50,15 +82,16 @@ class ChatCompletionMessage(OpenAIObject):
     function_call: Optional[Any] = None
     audio: Optional[Any] = None
     annotations: Optional[Any] = None
+    parsed: Optional[Any] = None
 
 
 class Choice(OpenAIObject):
     """One generated answer."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"message": ChatCompletionMessage}
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"logprobs": ChoiceLogprobs, "message": ChatCompletionMessage}
     finish_reason: str
     index: int
-    logprobs: Any = None
+    logprobs: Optional[ChoiceLogprobs] = None
     message: ChatCompletionMessage
 
 
@@ -99,11 +132,11 @@ class ChoiceDelta(OpenAIObject):
 class ChunkChoice(OpenAIObject):
     """One choice's part of a streamed chunk."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"delta": ChoiceDelta}
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"delta": ChoiceDelta, "logprobs": ChoiceLogprobs}
     delta: ChoiceDelta
     finish_reason: Optional[str] = None
     index: int
-    logprobs: Any = None
+    logprobs: Optional[ChoiceLogprobs] = None
 
 
 class ChatCompletionChunk(OpenAIObject):
