@@ -310,6 +310,17 @@ fn has_fields(actual: &Value, expected: &Value) -> bool {
     }
 }
 
+/// A table row: what it checks, method, path, key, body → status and the answer's fields.
+type Exchange<P> = (
+    &'static str,
+    &'static str,
+    P,
+    Option<&'static str>,
+    Payload,
+    u16,
+    Value,
+);
+
 /// The fields of an OpenAI error envelope.
 fn envelope(kind: &str, code: &str, param: Option<&str>) -> Value {
     json!({"error": {"type": kind, "code": code, "param": param}})
@@ -448,7 +459,7 @@ async fn bad_requests_get_openai_errors_and_leave_the_server_serving() {
     huge["messages"][0]["content"] = json!("a".repeat(2 << 20));
     // What, method, path, key, body → status and the error's fields.
     #[rustfmt::skip]
-    let cases: Vec<(&str, &str, &str, Option<&str>, Payload, u16, Value)> = vec![
+    let cases: Vec<Exchange<&str>> = vec![
         ("no key", "POST", CHAT, None, good.clone(), 401, unauthorized.clone()),
         ("wrong key", "POST", CHAT, Some("sk-wrong"), good.clone(), 401, unauthorized.clone()),
         ("a key's prefix", "POST", CHAT, Some(&USER_KEY[..8]), good, 401, unauthorized.clone()),
@@ -611,7 +622,7 @@ async fn deploy_scale_and_delete_over_http() {
     let none = Payload::Nothing;
     // Step, method, path, key, body → status and fields of the answer, in order.
     #[rustfmt::skip]
-    let steps: Vec<(&str, &str, String, Option<&str>, Payload, u16, Value)> = vec![
+    let steps: Vec<Exchange<String>> = vec![
         // Management needs the admin key; the user key may chat but not manage.
         ("list as user", "GET", list.clone(), user, none.clone(), 401, unauthorized.clone()),
         ("deploy as user", "POST", list.clone(), user, body(spec.clone()), 401, unauthorized),
@@ -726,7 +737,7 @@ async fn corpus_of_bad_requests_through_the_route_table() {
         let error = &answer["error"];
         let got = json!([status, error["type"], error["code"], error["param"]]);
         let want = json!([case["status"], case["type"], case["code"], case["param"]]);
-        if got != want || !error["message"].as_str().is_some_and(|m| !m.is_empty()) {
+        if got != want || error["message"].as_str().is_none_or(str::is_empty) {
             failures.push(format!(
                 "{name} ({} {path}): want {want}, got {answer}",
                 route.method
