@@ -42,5 +42,6 @@ lint: ## rustfmt and clippy on the whole workspace, ruff on the Python package (
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	$(MAKE) -C bindings-python lint
 
-bench: setup ## throughput and latency benchmarks against the raw llama.cpp loop
+bench: setup ## throughput, latency and embedding benchmarks against raw llama.cpp loops
 	cargo bench -p modelservice --bench throughput
+	cargo bench -p modelservice --bench embeddings

@@ -5,6 +5,7 @@
 /** Every operation of the engine, with its request, answer and chunk types. */
 export interface Operations {
   "chat.completions.create": { request: ChatCompletionRequest; response: ChatCompletion; chunk: ChatCompletionChunk }
+  "embeddings.create": { request: EmbeddingRequest; response: EmbeddingResponse; chunk: never }
   "models.list": { request: NoParams; response: ModelList; chunk: never }
   "models.retrieve": { request: ModelRetrieveRequest; response: Model; chunk: never }
   "services.delete": { request: ServiceDeleteRequest; response: ServiceInfo; chunk: never }
@@ -91,7 +92,11 @@ export interface ChatCompletionRequest {
   reasoning_effort?: string | null
   /** llama.cpp extra: multiplicative penalty on repeated tokens (1.0 disables). */
   repeat_penalty?: number | null
-  response_format?: unknown
+  /**
+   * `text` (the default), `json_object` (any JSON object) or `json_schema` (JSON valid
+   * against a schema): enforced by a grammar while sampling.
+   */
+  response_format?: ResponseFormat | null
   safety_identifier?: string | null
   seed?: number | null
   service_tier?: string | null
@@ -150,6 +155,53 @@ export interface Delta {
   role?: Role | null
 }
 
+/** One entry of the response's `data`. */
+export interface Embedding {
+  embedding: EmbeddingVector
+  /** The position of its input in the request. */
+  index: number
+  /** Always `embedding`. */
+  object: string
+}
+
+/**
+ * What to embed: a string, strings, one token-id array, or token-id arrays. Token ids are
+ * fed as given: no `[CLS]`/`[SEP]` or other special tokens are added to them.
+ */
+export type EmbeddingInput = string | string[] | number[] | number[][]
+
+/** The body of `POST /v1/embeddings`. */
+export interface EmbeddingRequest {
+  /** Must equal the model's width when given (the test model is not trained to be truncated). */
+  dimensions?: number | null
+  encoding_format?: EncodingFormat | null
+  input: EmbeddingInput
+  /** The service's access name; it must serve an embedding model. */
+  model: string
+  user?: string | null
+}
+
+/** The response of `POST /v1/embeddings`. */
+export interface EmbeddingResponse {
+  data: Embedding[]
+  model: string
+  /** Always `list`. */
+  object: string
+  usage: EmbeddingUsage
+}
+
+/** Tokens fed to the model (special tokens included). */
+export interface EmbeddingUsage {
+  prompt_tokens: number
+  total_tokens: number
+}
+
+/** One vector: floats, or base64 of its little-endian `f32` bytes. */
+export type EmbeddingVector = number[] | string
+
+/** How the vectors are sent back. */
+export type EncodingFormat = "float" | "base64"
+
 /** What the engine did for a service: how well it batched and reused prompts. */
 export interface EngineStats {
   /** `llama_decode` calls made by the service's instances. */
@@ -178,6 +230,17 @@ export interface ErrorEnvelope {
 /** Why a choice stopped. */
 export type FinishReason = "stop" | "length"
 
+/** The schema of a `json_schema` response format. */
+export interface JsonSchemaFormat {
+  description?: string | null
+  /** `^[a-zA-Z0-9_-]{1,64}$`. */
+  name: string
+  /** A JSON Schema; absent means any JSON value. */
+  schema?: unknown
+  /** Accepted as OpenAI defines it: the grammar enforces the schema either way. */
+  strict?: boolean | null
+}
+
 /** A message's content: a string, or an array of parts. */
 export type MessageContent = string | ContentPart[]
 
@@ -204,6 +267,9 @@ export interface ModelRetrieveRequest {
 /** The body of an operation that takes no parameters (`models.list`, `services.list`). */
 export type NoParams = Record<string, never>
 
+/** `response_format`: what shape the answer must have. */
+export type ResponseFormat = { type: string } | { type: string } | { json_schema: JsonSchemaFormat; type: string }
+
 /** Who wrote a message. */
 export type Role = "system" | "developer" | "user" | "assistant" | "tool"
 
@@ -226,6 +292,8 @@ export interface ServiceInfo {
   /** Stable for the service's life; used for usage tracking. */
   id: string
   instances: number
+  /** `chat` or `embedding`: which requests the service answers. */
+  kind: ServiceKind
   name: string
   queue_size: number
   slots_per_instance: number
@@ -236,6 +304,9 @@ export interface ServiceInfo {
   threads_per_instance: number
   usage: ServiceUsage
 }
+
+/** What a service serves, decided by its model. */
+export type ServiceKind = "chat" | "embedding"
 
 /** The services, shaped like OpenAI lists (`{"object": "list", "data": [...]}`). */
 export interface ServiceList {

@@ -84,6 +84,11 @@ fn every_bad_request_gets_its_error_and_the_service_keeps_serving() {
 #[test]
 fn every_operation_is_served() {
     let registry = Arc::new(Registry::new());
+    let embedder =
+        json!({"name": "e", "access_name": "ops/minilm", "model": minilm(), "threads": 1});
+    registry
+        .call_blocking("services.deploy", &embedder.to_string())
+        .unwrap();
     let body_of = |op: Operation| -> String {
         match op {
             Operation::ChatCompletionsCreate => json!({
@@ -101,6 +106,7 @@ fn every_operation_is_served() {
             Operation::ServicesScale => json!({"access_name": "ops/smol", "instances": 2}),
             Operation::ServicesDelete => json!({"access_name": "ops/smol", "confirm": "ops"}),
             Operation::ModelsList | Operation::ServicesList => json!({}),
+            Operation::EmbeddingsCreate => json!({"model": "ops/minilm", "input": ["a", "b"]}),
             other => panic!("no test body for {other}: add one"),
         }
         .to_string()
@@ -120,6 +126,10 @@ fn every_operation_is_served() {
             Operation::ChatCompletionsCreate => assert_eq!(object, "chat.completion"),
             Operation::ModelsList | Operation::ServicesList => assert_eq!(object, "list"),
             Operation::ModelsRetrieve => assert_eq!(object, "model"),
+            Operation::EmbeddingsCreate => {
+                assert_eq!(object, "list");
+                assert_eq!(value["data"][1]["embedding"].as_array().unwrap().len(), 384);
+            }
             _ => assert!(
                 value["id"].as_str().unwrap().starts_with("svc-"),
                 "{op}: {json}"
@@ -136,5 +146,11 @@ fn every_operation_is_served() {
             assert!(chunks >= 2, "{op}: {chunks} chunks");
         }
     }
-    assert!(registry.list().data.is_empty());
+    let names: Vec<String> = registry
+        .list()
+        .data
+        .into_iter()
+        .map(|s| s.access_name)
+        .collect();
+    assert_eq!(names, ["ops/minilm"], "only the embedding service is left");
 }

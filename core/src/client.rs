@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use crate::api::{
-    ChatCompletion, ChatCompletionRequest, Model, ModelList, ServiceInfo, ServiceList, ServiceSpec,
+    ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, Model, ModelList,
+    ServiceInfo, ServiceList, ServiceSpec,
 };
 use crate::error::Result;
 use crate::ops::off_thread;
@@ -35,6 +36,11 @@ impl Client {
     /// `client.chat().completions()`.
     pub fn chat(&self) -> Chat<'_> {
         Chat { client: self }
+    }
+
+    /// `client.embeddings()`.
+    pub fn embeddings(&self) -> Embeddings<'_> {
+        Embeddings { client: self }
     }
 
     /// `client.models()`.
@@ -76,6 +82,22 @@ impl Completions<'_> {
         request: ChatCompletionRequest,
     ) -> Result<ChatCompletionStream> {
         self.client.registry.chat_stream(request)
+    }
+}
+
+pub struct Embeddings<'a> {
+    client: &'a Client,
+}
+
+impl Embeddings<'_> {
+    /// Embeddings of the request's inputs. Dropping the future abandons the inputs not yet
+    /// encoded.
+    pub async fn create(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        self.client
+            .registry
+            .embeddings_pending(&request)?
+            .response()
+            .await
     }
 }
 

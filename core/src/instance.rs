@@ -11,7 +11,6 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use parking_lot::Mutex;
 use tokio::sync::mpsc::UnboundedSender;
@@ -21,7 +20,7 @@ use crate::backend::backend;
 use crate::detokenize::Utf8Decoder;
 use crate::error::{Error, Result};
 use crate::pool::{common_prefix, Pool};
-use crate::sampling::SamplingParams;
+use crate::sampling::{Sampler, SamplingParams};
 use crate::stop::StopMatcher;
 
 /// What a request's stream receives from its instance.
@@ -150,7 +149,7 @@ pub(crate) fn spawn(
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -185,7 +184,7 @@ struct Active {
     job: Job,
     /// Next prompt token to feed; equal to the prompt length once the prompt is decoded.
     prompt_pos: usize,
-    sampler: LlamaSampler,
+    sampler: Sampler,
     decoder: Utf8Decoder,
     stop: StopMatcher,
     generated: u32,
@@ -271,6 +270,15 @@ impl<'m> Worker<'m> {
 
     /// Puts a job in the idle slot whose cache shares the longest prefix with its prompt.
     fn admit(&mut self, ctx: &mut LlamaContext<'_>, job: Job) {
+        let sampler = match job.sampling.build(self.model) {
+            Ok(sampler) => sampler,
+            Err(e) => {
+                // Checked when the request was prepared; a failure here still frees the slot.
+                let _ = job.events.send(Event::Failed(e));
+                self.pool.release(self.id, self.idle_caches());
+                return;
+            }
+        };
         let (index, shared) = self
             .slots
             .iter()
@@ -295,7 +303,6 @@ impl<'m> Worker<'m> {
         self.counters
             .prompt_tokens_reused
             .fetch_add(reuse as u64, Ordering::Relaxed);
-        let sampler = job.sampling.build(self.model);
         slot.active = Some(Active {
             stop: StopMatcher::new(job.stop.clone()),
             job,
@@ -437,7 +444,10 @@ impl<'m> Worker<'m> {
         let slot = &mut self.slots[i];
         let active = slot.active.as_mut()?;
         let at = active.logits_at?;
-        let token = active.sampler.sample(ctx, at);
+        let token = match active.sampler.sample(ctx, at) {
+            Ok(token) => token,
+            Err(e) => return Some(Event::Failed(e)),
+        };
         let vocab = self.model.vocab();
         if vocab.is_eog(token) {
             return Some(Self::end(active, FinishReason::Stop));
@@ -506,12 +516,15 @@ impl<'m> Worker<'m> {
             let _ = active.job.events.send(event);
         }
         self.arrival.retain(|&s| s != i);
-        let idle: Vec<Arc<[LlamaToken]>> = self
-            .slots
+        self.pool.release(self.id, self.idle_caches());
+    }
+
+    /// What each idle slot holds in its cache, for the pool's prefix-aware scheduling.
+    fn idle_caches(&self) -> Vec<Arc<[LlamaToken]>> {
+        self.slots
             .iter()
             .filter(|s| s.active.is_none())
             .map(|s| Arc::from(s.cached.as_slice()))
-            .collect();
-        self.pool.release(self.id, idle);
+            .collect()
     }
 }

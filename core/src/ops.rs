@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::{
-    from_json, ChatCompletionRequest, ModelRetrieveRequest, NoParams, ServiceDeleteRequest,
-    ServiceRetrieveRequest, ServiceScaleRequest, ServiceSpec,
+    from_json, ChatCompletionRequest, EmbeddingRequest, ModelRetrieveRequest, NoParams,
+    ServiceDeleteRequest, ServiceRetrieveRequest, ServiceScaleRequest, ServiceSpec,
 };
 use crate::error::{Error, Result};
 use crate::registry::Registry;
@@ -31,6 +31,8 @@ use crate::stream::ChatCompletionStream;
 pub enum Operation {
     /// `ChatCompletionRequest` → `ChatCompletion` (or `ChatCompletionChunk`s).
     ChatCompletionsCreate,
+    /// `EmbeddingRequest` → `EmbeddingResponse`.
+    EmbeddingsCreate,
     /// `{}` → `ModelList`.
     ModelsList,
     /// `ModelRetrieveRequest` → `Model`.
@@ -51,6 +53,7 @@ impl Operation {
     /// Every operation, in the order the documentation lists them.
     pub const ALL: &'static [Operation] = &[
         Operation::ChatCompletionsCreate,
+        Operation::EmbeddingsCreate,
         Operation::ModelsList,
         Operation::ModelsRetrieve,
         Operation::ServicesDeploy,
@@ -64,6 +67,7 @@ impl Operation {
     pub fn name(self) -> &'static str {
         match self {
             Operation::ChatCompletionsCreate => "chat.completions.create",
+            Operation::EmbeddingsCreate => "embeddings.create",
             Operation::ModelsList => "models.list",
             Operation::ModelsRetrieve => "models.retrieve",
             Operation::ServicesDeploy => "services.deploy",
@@ -88,6 +92,7 @@ impl Operation {
                 "ChatCompletion",
                 Some("ChatCompletionChunk"),
             ),
+            Operation::EmbeddingsCreate => ("EmbeddingRequest", "EmbeddingResponse", None),
             Operation::ModelsList => ("NoParams", "ModelList", None),
             Operation::ModelsRetrieve => ("ModelRetrieveRequest", "Model", None),
             Operation::ServicesDeploy => ("ServiceSpec", "ServiceInfo", None),
@@ -169,6 +174,10 @@ impl Registry {
             Operation::ChatCompletionsCreate => {
                 let request = ChatCompletionRequest::from_json(or_empty(body))?;
                 to_json(&self.chat_stream(request)?.collect().await?)
+            }
+            Operation::EmbeddingsCreate => {
+                let request: EmbeddingRequest = parse(body)?;
+                to_json(&self.embeddings_pending(&request)?.response().await?)
             }
             Operation::ModelsList => {
                 parse::<NoParams>(body)?;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::api::{
-    unix_now, ChatCompletion, ChatCompletionRequest, Model, ModelList, ServiceInfo, ServiceList,
-    ServiceSpec,
+    unix_now, ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, Model,
+    ModelList, ServiceInfo, ServiceList, ServiceSpec,
 };
 use crate::error::{Error, Result};
 use crate::service::Service;
@@ -191,6 +191,21 @@ impl Registry {
             });
         }
         Err(not_found(access_name))
+    }
+
+    /// Embeddings of a request's inputs, blocking the calling thread. The service must serve
+    /// an embedding model; inputs of concurrent requests are encoded together.
+    pub fn embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        self.embeddings_pending(&request)?.wait_blocking()
+    }
+
+    /// Validates and queues an embeddings request; errors come before any work.
+    pub(crate) fn embeddings_pending(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<crate::service::PendingEmbeddings> {
+        request.validate()?;
+        self.service(&request.model)?.embed(request)
     }
 }
 

@@ -26,7 +26,16 @@ from ._native import (
     __version__,
 )
 from ._streaming import AsyncStream, Stream
-from .types import ChatCompletion, ChatCompletionChunk, Model, ModelList, Service
+from .types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    CreateEmbeddingResponse,
+    Embedding,
+    Model,
+    ModelList,
+    Service,
+    ServiceList,
+)
 
 # The `openai` SDK's name for the base of its errors.
 OpenAIError = ModelServiceError
@@ -42,9 +51,12 @@ __all__ = [
     "types",
     "ChatCompletion",
     "ChatCompletionChunk",
+    "CreateEmbeddingResponse",
+    "Embedding",
     "Model",
     "ModelList",
     "Service",
+    "ServiceList",
     "ModelServiceError",
     "OpenAIError",
     "APIError",

@@ -84,13 +84,13 @@ _Item = TypeVar("_Item", bound=OpenAIObject)
 class ListObject(OpenAIObject, Generic[_Item]):
     """A list shaped like OpenAI's (`{"object": "list", "data": [...]}`): iterate it, or read `.data`."""
 
-    data: list[Any]
+    data: list[_Item]
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_Item]:
         return iter(self.data)
 
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, index: int) -> _Item:
         return self.data[index]

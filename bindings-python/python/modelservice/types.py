@@ -26,11 +26,15 @@ __all__ = [
     "ServiceUsage",
     "EngineStats",
     "ServiceList",
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingUsage",
     "ChatCompletionCreateParams",
     "ChatCompletionMessageParam",
     "ChatCompletionContentPartParam",
     "ChatCompletionStreamOptionsParam",
     "ServiceSpecParams",
+    "EmbeddingCreateParams",
     "ChatCompletionCreateParamsNonStreaming",
     "ChatCompletionCreateParamsStreaming",
 ]
@@ -38,6 +42,7 @@ __all__ = [
 
 class ChatCompletionMessage(OpenAIObject):
     """The assistant's reply in a [`Choice`]."""
+
     content: Optional[str] = None
     role: str
     refusal: Optional[Any] = None
@@ -49,6 +54,7 @@ class ChatCompletionMessage(OpenAIObject):
 
 class Choice(OpenAIObject):
     """One generated answer."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"message": ChatCompletionMessage}
     finish_reason: str
     index: int
@@ -58,6 +64,7 @@ class Choice(OpenAIObject):
 
 class CompletionUsage(OpenAIObject):
     """Token counts of one request."""
+
     completion_tokens: int
     prompt_tokens: int
     total_tokens: int
@@ -67,6 +74,7 @@ class CompletionUsage(OpenAIObject):
 
 class ChatCompletion(OpenAIObject):
     """The response of a non-streamed chat completion."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"choices": Choice, "usage": CompletionUsage}
     choices: list[Choice]
     created: int
@@ -80,6 +88,7 @@ class ChatCompletion(OpenAIObject):
 
 class ChoiceDelta(OpenAIObject):
     """The incremental message of a [`ChunkChoice`]."""
+
     content: Optional[str] = None
     role: Optional[str] = None
     refusal: Optional[Any] = None
@@ -89,6 +98,7 @@ class ChoiceDelta(OpenAIObject):
 
 class ChunkChoice(OpenAIObject):
     """One choice's part of a streamed chunk."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"delta": ChoiceDelta}
     delta: ChoiceDelta
     finish_reason: Optional[str] = None
@@ -98,6 +108,7 @@ class ChunkChoice(OpenAIObject):
 
 class ChatCompletionChunk(OpenAIObject):
     """One event of a streamed chat completion (`chat.completion.chunk`)."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"choices": ChunkChoice, "usage": CompletionUsage}
     choices: list[ChunkChoice]
     created: int
@@ -111,14 +122,16 @@ class ChatCompletionChunk(OpenAIObject):
 
 class Model(OpenAIObject):
     """One entry of `/v1/models`."""
+
     created: int
     id: str
     object: str
     owned_by: str
 
 
-class ModelList(ListObject):
+class ModelList(ListObject[Model]):
     """The `/v1/models` list."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Model}
     data: list[Model]
     object: str
@@ -126,6 +139,7 @@ class ModelList(ListObject):
 
 class ServiceBaseModel(OpenAIObject):
     """The base model, read from the GGUF metadata."""
+
     architecture: str
     file_size: int
     has_chat_template: bool
@@ -139,6 +153,7 @@ class ServiceBaseModel(OpenAIObject):
 
 class EngineStats(OpenAIObject):
     """What the engine did for a service: how well it batched and reused prompts."""
+
     decode_steps: int
     peak_batch_sequences: int
     prompt_tokens_reused: int
@@ -147,6 +162,7 @@ class EngineStats(OpenAIObject):
 
 class ServiceUsage(OpenAIObject):
     """Token and request counters, for usage tracking by service ID."""
+
     completion_tokens: int
     prompt_tokens: int
     requests: int
@@ -154,13 +170,19 @@ class ServiceUsage(OpenAIObject):
 
 class Service(OpenAIObject):
     """A service as the product page lists it."""
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"base_model": ServiceBaseModel, "stats": EngineStats, "usage": ServiceUsage}
+
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {
+        "base_model": ServiceBaseModel,
+        "stats": EngineStats,
+        "usage": ServiceUsage,
+    }
     access_name: str
     base_model: ServiceBaseModel
     context_length: int
     created: int
     id: str
     instances: int
+    kind: str
     name: str
     queue_size: int
     slots_per_instance: int
@@ -171,11 +193,37 @@ class Service(OpenAIObject):
     usage: ServiceUsage
 
 
-class ServiceList(ListObject):
+class ServiceList(ListObject[Service]):
     """The services, shaped like OpenAI lists (`{"object": "list", "data": [...]}`)."""
+
     _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Service}
     data: list[Service]
     object: str
+
+
+class Embedding(OpenAIObject):
+    """One entry of the response's `data`."""
+
+    embedding: Union[list[float], str]
+    index: int
+    object: str
+
+
+class EmbeddingUsage(OpenAIObject):
+    """Tokens fed to the model (special tokens included)."""
+
+    prompt_tokens: int
+    total_tokens: int
+
+
+class CreateEmbeddingResponse(OpenAIObject):
+    """The response of `POST /v1/embeddings`."""
+
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Embedding, "usage": EmbeddingUsage}
+    data: list[Embedding]
+    model: str
+    object: str
+    usage: EmbeddingUsage
 
 
 # ------------------------------------------------------------------------------------------ request parameters
@@ -192,6 +240,7 @@ class ChatCompletionCreateParams(_ChatCompletionCreateParamsRequired, total=Fals
     no-op values (`tools: []`, `response_format: {"type": "text"}` ...) pass and any other value
     is refused with a 400 naming the parameter, never silently ignored.
     """
+
     audio: Any
     frequency_penalty: Optional[float]
     function_call: Any
@@ -211,7 +260,7 @@ class ChatCompletionCreateParams(_ChatCompletionCreateParamsRequired, total=Fals
     prompt_cache_retention: Optional[str]
     reasoning_effort: Optional[str]
     repeat_penalty: Optional[float]
-    response_format: Any
+    response_format: Optional[Union[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]]
     safety_identifier: Optional[str]
     seed: Optional[int]
     service_tier: Optional[str]
@@ -235,6 +284,7 @@ class _ChatCompletionMessageParamRequired(TypedDict):
 
 class ChatCompletionMessageParam(_ChatCompletionMessageParamRequired, total=False):
     """One message of the conversation."""
+
     content: Optional[Union[str, Iterable[ChatCompletionContentPartParam]]]
     name: Optional[str]
     tool_call_id: Optional[str]
@@ -247,6 +297,7 @@ class _ChatCompletionContentPartParamRequired(TypedDict):
 
 class ChatCompletionContentPartParam(_ChatCompletionContentPartParamRequired, total=False):
     """One content part of a message given as an array. Only `text` parts are served."""
+
     text: Optional[str]
 
 
@@ -256,6 +307,7 @@ class _ChatCompletionStreamOptionsParamRequired(TypedDict):
 
 class ChatCompletionStreamOptionsParam(_ChatCompletionStreamOptionsParamRequired, total=False):
     """`stream_options`."""
+
     include_usage: Optional[bool]
 
 
@@ -269,6 +321,7 @@ class ServiceSpecParams(_ServiceSpecParamsRequired, total=False):
     """What to deploy: the product page's "deploy a model as a service". Unknown fields are
     refused (a misspelt `slotz` must not deploy with the default silently).
     """
+
     chat_template: Optional[str]
     context_length: Optional[int]
     gpu_layers: int
@@ -276,6 +329,19 @@ class ServiceSpecParams(_ServiceSpecParamsRequired, total=False):
     queue_size: int
     slots: int
     threads: Optional[int]
+
+
+class _EmbeddingCreateParamsRequired(TypedDict):
+    input: Union[str, Sequence[str], Sequence[int], Sequence[Sequence[int]]]
+    model: str
+
+
+class EmbeddingCreateParams(_EmbeddingCreateParamsRequired, total=False):
+    """The body of `POST /v1/embeddings`."""
+
+    dimensions: Optional[int]
+    encoding_format: Optional[Literal["float", "base64"]]
+    user: Optional[str]
 
 
 class ChatCompletionCreateParamsNonStreaming(ChatCompletionCreateParams, total=False):

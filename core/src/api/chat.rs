@@ -186,6 +186,10 @@ pub struct ChatCompletionRequest {
     /// llama.cpp extra: multiplicative penalty on repeated tokens (1.0 disables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_penalty: Option<f32>,
+    /// `text` (the default), `json_object` (any JSON object) or `json_schema` (JSON valid
+    /// against a schema): enforced by a grammar while sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
 
     // OpenAI parameters accepted only in their no-op form (`tools: []`, `response_format:
     // {"type": "text"}` ...): a value that would change the answer on OpenAI is refused by
@@ -200,8 +204,6 @@ pub struct ChatCompletionRequest {
     pub functions: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_call: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_format: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,12 +261,6 @@ impl ChatCompletionRequest {
         if !empty(&self.functions) || !empty(&self.function_call) {
             return refuse("functions", "function calling");
         }
-        match &self.response_format {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(o))
-                if o.get("type") == Some(&Value::from("text")) && o.len() == 1 => {}
-            Some(_) => return refuse("response_format", "a response format other than `text`"),
-        }
         if self.logprobs == Some(true) {
             return refuse("logprobs", "returning log probabilities");
         }
@@ -298,6 +294,50 @@ impl ChatCompletionRequest {
             return refuse("store", "storing completions");
         }
         Ok(())
+    }
+}
+
+/// `response_format`: what shape the answer must have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text.
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid against `json_schema.schema`.
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+/// The schema of a `json_schema` response format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSchemaFormat {
+    /// `^[a-zA-Z0-9_-]{1,64}$`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema; absent means any JSON value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    /// Accepted as OpenAI defines it: the grammar enforces the schema either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+impl ResponseFormat {
+    /// The JSON Schema the answer must satisfy, as text; `None` for free text.
+    pub fn schema_json(&self) -> Option<String> {
+        match self {
+            ResponseFormat::Text => None,
+            ResponseFormat::JsonObject => Some(r#"{"type":"object"}"#.to_owned()),
+            ResponseFormat::JsonSchema { json_schema } => Some(
+                json_schema
+                    .schema
+                    .as_ref()
+                    .map_or_else(|| "{}".to_owned(), |s| s.to_string()),
+            ),
+        }
     }
 }
 
@@ -353,7 +393,53 @@ impl ChatCompletionRequest {
         self.validate_messages()?;
         self.validate_sampling()?;
         self.validate_limits()?;
+        self.validate_response_format()?;
         self.validate_openai_only()
+    }
+
+    /// A schema's `name` as OpenAI constrains it; JSON mode asks for "JSON" in the messages, as
+    /// OpenAI requires (a model told nothing about JSON may emit whitespace until `max_tokens`).
+    fn validate_response_format(&self) -> Result<()> {
+        match &self.response_format {
+            None | Some(ResponseFormat::Text) => Ok(()),
+            Some(ResponseFormat::JsonObject) => {
+                let mentions_json = self
+                    .messages
+                    .iter()
+                    .any(|m| m.text().to_ascii_lowercase().contains("json"));
+                if mentions_json {
+                    Ok(())
+                } else {
+                    Err(Error::invalid(
+                        "messages",
+                        "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+                    ))
+                }
+            }
+            Some(ResponseFormat::JsonSchema { json_schema }) => {
+                let name_ok = (1..=64).contains(&json_schema.name.len())
+                    && json_schema
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !name_ok {
+                    return Err(Error::invalid(
+                        "response_format.json_schema.name",
+                        format!(
+                            "`response_format.json_schema.name` must be 1 to 64 letters, digits, `_` or `-`, got `{}`.",
+                            json_schema.name
+                        ),
+                    ));
+                }
+                match &json_schema.schema {
+                    None | Some(serde_json::Value::Object(_)) => Ok(()),
+                    Some(_) => Err(Error::invalid(
+                        "response_format.json_schema.schema",
+                        "`response_format.json_schema.schema` must be a JSON Schema object.",
+                    )),
+                }
+            }
+        }
     }
 
     /// At least one message; text content only; content present except on assistant turns.
@@ -633,7 +719,6 @@ mod tests {
         assert_eq!(err.param(), Some("temprature"));
         for (field, value) in [
             ("tools", r#"[{"type":"function","function":{"name":"f"}}]"#),
-            ("response_format", r#"{"type":"json_object"}"#),
             ("logprobs", "true"),
             ("store", "true"),
         ] {

@@ -24,6 +24,8 @@ pub fn wire_schema() -> Value {
         ChatCompletionRequest,
         ChatCompletion,
         ChatCompletionChunk,
+        EmbeddingRequest,
+        EmbeddingResponse,
         NoParams,
         Model,
         ModelList,

@@ -171,6 +171,26 @@ impl ServiceStatus {
     }
 }
 
+/// What a service serves, decided by its model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    /// A generative model: chat completions.
+    Chat,
+    /// An embedding model (an encoder such as BERT, or a GGUF declaring a pooling type):
+    /// embeddings.
+    Embedding,
+}
+
+impl ServiceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::Chat => "chat",
+            ServiceKind::Embedding => "embedding",
+        }
+    }
+}
+
 /// The base model, read from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BaseModel {
@@ -218,6 +238,8 @@ pub struct ServiceInfo {
     pub id: String,
     pub name: String,
     pub access_name: String,
+    /// `chat` or `embedding`: which requests the service answers.
+    pub kind: ServiceKind,
     pub base_model: BaseModel,
     pub instances: usize,
     pub status: ServiceStatus,

@@ -5,6 +5,7 @@
 
 mod auth;
 mod config;
+mod console;
 mod error;
 mod route_table;
 mod routes;
@@ -41,6 +42,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(routes::playground))
         .route("/health", get(routes::health))
+        .merge(console::routes())
         .merge(api)
         .fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use modelservice_test_models::smollm2;
+use modelservice_test_models::{minilm, smollm2};
 use serde_json::{json, Value};
 
 // The server's own route table, so the tests send each operation where the server routes it.
@@ -762,17 +762,33 @@ async fn corpus_of_bad_requests_through_the_route_table() {
 async fn every_route_serves_its_operation() {
     let server = Server::start("operations", Settings::default());
     let second = "u-8105f7322477/second";
+    let embedder = "u-8105f7322477/minilm";
+    let minilm =
+        json!({"name": "minilm", "access_name": embedder, "model": minilm(), "threads": 1});
+    let (status, _, info) = send(
+        &server,
+        "POST",
+        "/v1/services",
+        Some(USER_KEY),
+        &[],
+        Payload::Json(minilm),
+    )
+    .await;
+    assert_eq!(status, 201, "{info}");
     // A good body and some fields of the answer, for every core operation.
     #[rustfmt::skip]
     let examples: Vec<(&str, Value, Value)> = vec![
         ("chat.completions.create", chat_body(MODEL, 4), json!({"object": "chat.completion"})),
-        ("models.list", json!({}), json!({"object": "list", "data": [{"id": MODEL}]})),
+        ("embeddings.create", json!({"model": embedder, "input": ["a", "b"]}),
+            json!({"object": "list", "data": [{"index": 0}, {"index": 1}]})),
+        ("models.list", json!({}), json!({"object": "list", "data": [{"id": embedder}, {"id": MODEL}]})),
         ("models.retrieve", json!({"model": MODEL}), json!({"object": "model", "id": MODEL})),
         ("services.deploy", json!({"name": "second", "access_name": second, "model": smollm2(),
                                    "slots": 1, "context_length": 512, "threads": 1}),
             json!({"access_name": second, "status": "running"})),
         ("services.list", json!({}),
-            json!({"object": "list", "data": [{"access_name": second}, {"access_name": MODEL}]})),
+            json!({"object": "list", "data": [{"access_name": embedder}, {"access_name": second},
+                                              {"access_name": MODEL}]})),
         ("services.retrieve", json!({"access_name": second}), json!({"access_name": second})),
         ("services.scale", json!({"access_name": second, "instances": 1}), json!({"instances": 1})),
         ("services.delete", json!({"access_name": second, "confirm": "second"}), json!({"access_name": second})),
