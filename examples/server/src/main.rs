@@ -1,11 +1,13 @@
 //! A tiny OpenAI-compatible HTTP server over `modelservice::Registry`:
-//! `/v1/chat/completions` (JSON or SSE), `/v1/models`, `/v1/services` (deploy, list, get, scale,
-//! delete), Bearer API keys, a public `/health`, and a trial page at `/`.
+//! `/v1/chat/completions` (JSON or SSE), `/v1/models`, `/v1/services` (deploy, list, retrieve,
+//! scale, delete), all routed by one table (`route_table.rs`) into `Registry::call`, Bearer API
+//! keys, a public `/health`, and a trial page at `/`.
 
 mod auth;
 mod config;
 mod console;
 mod error;
+mod route_table;
 mod routes;
 
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use modelservice::Registry;
@@ -30,30 +32,13 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-/// The whole application: public routes, `/v1` behind API keys, management behind admin keys.
+/// The whole application: public routes, then every operation of the route table behind API
+/// keys (the table says which routes need an admin key).
 pub fn app(state: AppState) -> Router {
-    let management = Router::new()
-        .route(
-            "/v1/services",
-            get(routes::list_services).post(routes::deploy_service),
-        )
-        .route(
-            "/v1/services/{*access_name}",
-            get(routes::get_service)
-                .patch(routes::patch_service)
-                .post(routes::post_service_action)
-                .delete(routes::delete_service),
-        )
-        .route_layer(middleware::from_fn(auth::require_admin));
-    let api = Router::new()
-        .route("/v1/chat/completions", post(routes::chat_completions))
-        .route("/v1/models", get(routes::list_models))
-        .route("/v1/models/{*model}", get(routes::get_model))
-        .merge(management)
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ));
+    let api = routes::operations().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_key,
+    ));
     Router::new()
         .route("/", get(routes::playground))
         .route("/health", get(routes::health))
