@@ -73,8 +73,8 @@ fn json_object_and_json_schema_answers_parse_and_validate() {
             "chat.completions.create",
             &request(
                 json!({"type": "json_object"}),
-                "Describe a cat as JSON.",
-                json!({}),
+                "Give the name and the age of a cat as a JSON object.",
+                json!({"frequency_penalty": 1.0}),
             ),
         )
         .unwrap();
