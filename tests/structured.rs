@@ -17,7 +17,10 @@ fn registry() -> Arc<Registry> {
 fn request(format: Value, prompt: &str, extra: Value) -> String {
     let mut body = json!({
         "model": "json/smol",
-        "messages": [{"role": "user", "content": prompt}],
+        "messages": [
+            {"role": "system", "content": "Reply with one short JSON object, like {\"name\": \"Tom\", \"age\": 3}."},
+            {"role": "user", "content": prompt},
+        ],
         "response_format": format,
         "temperature": 0,
         "max_tokens": 200,
@@ -73,8 +76,8 @@ fn json_object_and_json_schema_answers_parse_and_validate() {
             "chat.completions.create",
             &request(
                 json!({"type": "json_object"}),
-                "Give the name and the age of a cat as a JSON object.",
-                json!({"frequency_penalty": 1.0}),
+                "A cat named Felix, 4 years old.",
+                json!({}),
             ),
         )
         .unwrap();
@@ -165,7 +168,12 @@ fn a_cut_answer_says_length_and_schema_errors_name_the_field() {
     let err = registry
         .call_blocking(
             "chat.completions.create",
-            &request(json!({"type": "json_object"}), "Describe a cat.", json!({})),
+            &json!({
+                "model": "json/smol",
+                "messages": [{"role": "user", "content": "Describe a cat."}],
+                "response_format": {"type": "json_object"},
+            })
+            .to_string(),
         )
         .unwrap_err();
     assert_eq!(err.param(), Some("messages"));

@@ -51,7 +51,10 @@ def test_a_cut_answer_raises_as_the_sdk_does(client: OpenAI) -> None:
 def test_json_mode_and_its_rule(client: OpenAI) -> None:
     r = client.chat.completions.create(
         model=ACCESS,
-        messages=user("Describe a cat as JSON."),
+        messages=[
+            {"role": "system", "content": 'Reply with one short JSON object, like {"name": "Tom", "age": 3}.'},
+            {"role": "user", "content": "A cat named Felix, 4 years old."},
+        ],
         response_format={"type": "json_object"},
         temperature=0,
         max_tokens=120,

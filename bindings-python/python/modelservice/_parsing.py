@@ -6,12 +6,18 @@ only when a type is given (it is a dependency of the code that passes one)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
 from ._native import ModelServiceError
-from .types import ChatCompletion
+from .types import ChatCompletion, ChatCompletionMessage
 
-__all__ = ["LengthFinishReasonError", "response_format_param", "parse_completion"]
+__all__ = ["LengthFinishReasonError", "ParsedChatCompletionMessage", "response_format_param", "parse_completion"]
+
+
+class ParsedChatCompletionMessage(ChatCompletionMessage):
+    """A message of `parse()`: `parsed` is the answer validated as the requested type."""
+
+    parsed: Optional[Any] = None
 
 
 class LengthFinishReasonError(ModelServiceError):
@@ -48,8 +54,8 @@ def parse_completion(completion: ChatCompletion, response_format: Any) -> ChatCo
     for choice in completion.choices:
         if choice.finish_reason == "length":
             raise LengthFinishReasonError(completion)
-        message = choice.message
-        message.parsed = None
+        message = ParsedChatCompletionMessage(choice.message.model_dump())
+        choice.message = message
         if parse_as is not None and message.content is not None:
             adapter = _adapter(parse_as)
             message.parsed = (

@@ -82,7 +82,6 @@ class ChatCompletionMessage(OpenAIObject):
     function_call: Optional[Any] = None
     audio: Optional[Any] = None
     annotations: Optional[Any] = None
-    parsed: Optional[Any] = None
 
 
 class Choice(OpenAIObject):
