@@ -17,8 +17,11 @@ fn registry() -> Arc<Registry> {
 fn request(format: Value, prompt: &str, extra: Value) -> String {
     let mut body = json!({
         "model": "json/smol",
+        // One example turn: a 135M model then answers in one short object and ends its turn.
         "messages": [
-            {"role": "system", "content": "Reply with one short JSON object, like {\"name\": \"Tom\", \"age\": 3}."},
+            {"role": "system", "content": "Reply with one short JSON object."},
+            {"role": "user", "content": "A dog named Rex, 2 years old."},
+            {"role": "assistant", "content": "{\"name\": \"Rex\", \"age\": 2}"},
             {"role": "user", "content": prompt},
         ],
         "response_format": format,

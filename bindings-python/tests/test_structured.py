@@ -52,7 +52,9 @@ def test_json_mode_and_its_rule(client: OpenAI) -> None:
     r = client.chat.completions.create(
         model=ACCESS,
         messages=[
-            {"role": "system", "content": 'Reply with one short JSON object, like {"name": "Tom", "age": 3}.'},
+            {"role": "system", "content": "Reply with one short JSON object."},
+            {"role": "user", "content": "A dog named Rex, 2 years old."},
+            {"role": "assistant", "content": '{"name": "Rex", "age": 2}'},
             {"role": "user", "content": "A cat named Felix, 4 years old."},
         ],
         response_format={"type": "json_object"},
