@@ -51,7 +51,12 @@ struct Settings {
     queue_size: usize,
     admin: bool,
     max_body_bytes: usize,
+    /// Also serve the MiniLM embedding model as `EMBEDDER`.
+    embedder: bool,
 }
+
+/// The access name of the embedding service when `Settings::embedder` is set.
+const EMBEDDER: &str = "u-8105f7322477/minilm";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -60,6 +65,7 @@ impl Default for Settings {
             queue_size: 64,
             admin: false,
             max_body_bytes: 64 * 1024,
+            embedder: false,
         }
     }
 }
@@ -82,6 +88,13 @@ impl Server {
             settings.slots,
             settings.queue_size,
         );
+        let mut config = config;
+        if settings.embedder {
+            config.push_str(&format!(
+                "\n[[services]]\nname = \"minilm\"\naccess_name = \"{EMBEDDER}\"\nmodel = {:?}\nthreads = 1\n",
+                minilm().display().to_string()
+            ));
+        }
         let config_path = dir.join(format!("{label}.toml"));
         std::fs::write(&config_path, config).expect("write config");
         let log = dir.join(format!("{label}.log"));
@@ -519,6 +532,7 @@ fn run_client(program: &str, script: &str, server: &Server) -> Value {
         .env("MODELSERVICE_BASE_URL", server.url("/v1"))
         .env("MODELSERVICE_API_KEY", USER_KEY)
         .env("MODELSERVICE_MODEL", MODEL)
+        .env("MODELSERVICE_EMBEDDER", EMBEDDER)
         .output()
         .expect("client runs");
     assert!(
@@ -571,7 +585,13 @@ fn check_sdk_run(v: &Value) {
 
 #[test]
 fn official_openai_python_package() {
-    let server = Server::start("python", Settings::default());
+    let server = Server::start(
+        "python",
+        Settings {
+            embedder: true,
+            ..Settings::default()
+        },
+    );
     let python = server_dir().join(".venv/bin/python");
     assert!(
         python.exists(),
@@ -580,6 +600,11 @@ fn official_openai_python_package() {
     );
     let v = run_client(python.to_str().unwrap(), "openai_client.py", &server);
     check_sdk_run(&v);
+    // Embeddings: the SDK asks for base64 by default and decodes it; floats when asked for.
+    let e = &v["embeddings"];
+    assert_eq!(e["dims"], json!([384, 384]), "{v}");
+    assert!(e["max_difference"].as_f64().unwrap() < 1e-6, "{v}");
+    assert!(e["norm"].as_f64().map(|n| (n - 1.0).abs() < 1e-3).unwrap(), "{v}");
 }
 
 #[test]
