@@ -180,6 +180,21 @@ fn delete_confirms_drains_then_forgets() {
         let registry = registry.clone();
         thread::spawn(move || registry.delete("svc/delete", "test"))
     };
+    // While it drains, the service is listed as `deleting` (a console shows it) and refuses work.
+    let draining = (0..200).find_map(|_| {
+        let listed = registry.list().data.into_iter().next()?;
+        (listed.status == ServiceStatus::Deleting)
+            .then_some(listed)
+            .or_else(|| {
+                thread::sleep(std::time::Duration::from_millis(5));
+                None
+            })
+    });
+    assert!(draining.is_some(), "the deleting service is listed");
+    assert!(matches!(
+        registry.chat_blocking(greedy("svc/delete", "hi", 4)),
+        Err(Error::ModelNotFound { .. })
+    ));
     for s in streams {
         let done = s
             .collect_blocking()
@@ -194,4 +209,5 @@ fn delete_confirms_drains_then_forgets() {
         .unwrap_err();
     assert!(matches!(gone, Error::ModelNotFound { .. }), "{gone:?}");
     assert_eq!(gone.status(), 404);
+    assert!(registry.list().data.is_empty(), "forgotten once drained");
 }

@@ -20,6 +20,9 @@ pub struct Registry {
     services: RwLock<BTreeMap<String, Arc<Service>>>,
     /// Services whose deploy is loading the model, as `get` and `list` report them.
     loading: Mutex<BTreeMap<String, ServiceInfo>>,
+    /// Services being deleted: listed (status `deleting`) until their requests have drained,
+    /// while new requests already get `model_not_found`.
+    deleting: Mutex<BTreeMap<String, Arc<Service>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -66,11 +69,17 @@ impl Registry {
     /// Every service, by access name, including those still loading.
     pub fn list(&self) -> ServiceList {
         let mut all: BTreeMap<String, ServiceInfo> = self
-            .services
-            .read()
+            .deleting
+            .lock()
             .iter()
             .map(|(name, s)| (name.clone(), s.info()))
             .collect();
+        all.extend(
+            self.services
+                .read()
+                .iter()
+                .map(|(name, s)| (name.clone(), s.info())),
+        );
         all.extend(self.loading.lock().clone());
         ServiceList::new(all.into_values().collect())
     }
@@ -80,7 +89,13 @@ impl Registry {
         if let Some(info) = self.loading.lock().get(access_name) {
             return Ok(info.clone());
         }
-        Ok(self.service(access_name)?.info())
+        match self.service(access_name) {
+            Err(Error::ModelNotFound { .. }) => match self.deleting.lock().get(access_name) {
+                Some(draining) => Ok(draining.info()),
+                None => Err(not_found(access_name)),
+            },
+            found => Ok(found?.info()),
+        }
     }
 
     /// Scales a service to `instances` instances.
@@ -107,9 +122,14 @@ impl Registry {
                     ),
                 ));
             }
-            services.remove(access_name).expect("present")
+            let service = services.remove(access_name).expect("present");
+            self.deleting
+                .lock()
+                .insert(access_name.to_owned(), service.clone());
+            service
         };
         service.drain_and_stop();
+        self.deleting.lock().remove(access_name);
         tracing::info!(access_name, "service deleted");
         Ok(service.info())
     }

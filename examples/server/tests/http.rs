@@ -607,7 +607,10 @@ fn official_openai_python_package() {
     let e = &v["embeddings"];
     assert_eq!(e["dims"], json!([384, 384]), "{v}");
     assert!(e["max_difference"].as_f64().unwrap() < 1e-6, "{v}");
-    assert!(e["norm"].as_f64().map(|n| (n - 1.0).abs() < 1e-3).unwrap(), "{v}");
+    assert!(
+        e["norm"].as_f64().map(|n| (n - 1.0).abs() < 1e-3).unwrap(),
+        "{v}"
+    );
 }
 
 #[test]
