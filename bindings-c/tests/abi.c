@@ -687,6 +687,13 @@ static void test_operations(ms_registry *registry, const char *corpus_path, int 
          * test, goes through the same streaming entry. */
         if (phase == 1 && !quick) test_call_stream(registry);
     }
+    if (embedder) {
+        char *info = NULL;
+        CHECK_STATUS(ms_call(registry, "services.delete",
+                             "{\"access_name\":\"corpus/minilm\",\"confirm\":\"minilm\"}", &info),
+                     MS_STATUS_OK);
+        ms_string_free(info);
+    }
     for (size_t i = 0; i < count; i++) {
         CHECK(called[i] == 1);
         if (called[i] != 1) fprintf(stderr, "  no parity body for operation %s: add one\n", names[i]);
