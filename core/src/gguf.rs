@@ -72,6 +72,40 @@ impl GgufHeader {
         Some(unsafe { sys::gguf_get_val_u32(self.0, id) })
     }
 
+    /// A number, or a per-layer array of numbers, of any integer type; `None` when the key is
+    /// absent, negative or not an integer.
+    fn numbers(&self, key: &str) -> Option<Vec<u64>> {
+        let key = CString::new(key).ok()?;
+        // SAFETY: live context, valid C string.
+        let id = unsafe { sys::gguf_find_key(self.0, key.as_ptr()) };
+        if id < 0 {
+            return None;
+        }
+        // SAFETY: id is a valid key index.
+        let kind = unsafe { sys::gguf_get_kv_type(self.0, id) };
+        if kind == sys::GGUF_TYPE_ARRAY {
+            // SAFETY: the key holds an array; its data is read only for integer element types
+            // (gguf_get_arr_data asserts on string arrays), within its length.
+            unsafe {
+                let element = sys::gguf_get_arr_type(self.0, id);
+                integer_size(element)?;
+                let n = sys::gguf_get_arr_n(self.0, id);
+                let data = sys::gguf_get_arr_data(self.0, id);
+                (0..n).map(|i| read_integer(element, data, i)).collect()
+            }
+        } else {
+            integer_size(kind)?;
+            // SAFETY: the key holds one integer (gguf_get_val_data asserts on strings and arrays).
+            unsafe {
+                Some(vec![read_integer(
+                    kind,
+                    sys::gguf_get_val_data(self.0, id),
+                    0,
+                )?])
+            }
+        }
+    }
+
     /// Bytes the file must have to hold every tensor's data.
     fn bytes_needed(&self) -> u64 {
         // SAFETY: live context; tensor indices are in range.
@@ -87,6 +121,109 @@ impl GgufHeader {
                 .unwrap_or(data_offset)
         }
     }
+}
+
+/// Bytes of one integer of GGUF type `kind`; `None` for the types that are not integers.
+fn integer_size(kind: sys::gguf_type) -> Option<usize> {
+    Some(match kind {
+        sys::GGUF_TYPE_UINT8 | sys::GGUF_TYPE_INT8 => 1,
+        sys::GGUF_TYPE_UINT16 | sys::GGUF_TYPE_INT16 => 2,
+        sys::GGUF_TYPE_UINT32 | sys::GGUF_TYPE_INT32 => 4,
+        sys::GGUF_TYPE_UINT64 | sys::GGUF_TYPE_INT64 => 8,
+        _ => return None,
+    })
+}
+
+/// Element `i` of an integer array of GGUF type `kind`; `None` when it is negative.
+///
+/// # Safety
+/// `data` must point to at least `i + 1` integers of that type.
+unsafe fn read_integer(
+    kind: sys::gguf_type,
+    data: *const std::ffi::c_void,
+    i: usize,
+) -> Option<u64> {
+    let size = integer_size(kind)?;
+    // SAFETY: the caller guarantees the element exists; GGUF data need not be aligned.
+    let at = unsafe { data.cast::<u8>().add(i * size) };
+    // SAFETY: as above.
+    let value: i128 = unsafe {
+        match kind {
+            sys::GGUF_TYPE_UINT8 => at.read().into(),
+            sys::GGUF_TYPE_INT8 => (at.cast::<i8>().read()).into(),
+            sys::GGUF_TYPE_UINT16 => at.cast::<u16>().read_unaligned().into(),
+            sys::GGUF_TYPE_INT16 => at.cast::<i16>().read_unaligned().into(),
+            sys::GGUF_TYPE_UINT32 => at.cast::<u32>().read_unaligned().into(),
+            sys::GGUF_TYPE_INT32 => at.cast::<i32>().read_unaligned().into(),
+            sys::GGUF_TYPE_UINT64 => at.cast::<u64>().read_unaligned().into(),
+            _ => at.cast::<i64>().read_unaligned().into(),
+        }
+    };
+    u64::try_from(value).ok()
+}
+
+/// What the KV cache of a model costs, read from its GGUF metadata before anything is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KvGeometry {
+    /// Layers of the model (`{arch}.block_count`).
+    pub layers: u64,
+    /// Bytes one token of context takes in the KV cache over all layers: per layer, its KV heads
+    /// times the key and value head sizes, at 2 bytes each (llama.cpp's default F16 cache).
+    pub bytes_per_token: u64,
+}
+
+/// A per-layer value: one number for every layer, or one per layer (0 when missing).
+fn at_layer(values: &[u64], layer: u64) -> u64 {
+    match values {
+        [one] => *one,
+        many => many.get(layer as usize).copied().unwrap_or(0),
+    }
+}
+
+/// Bytes of one cached key or value element (the F16 type llama.cpp caches in by default).
+const KV_ELEMENT_BYTES: u64 = 2;
+
+/// Reads the KV cache geometry of the model at `path` from its metadata: `{arch}.block_count`,
+/// `.attention.head_count(_kv)` (a number or one per layer), `.attention.key_length` and
+/// `.attention.value_length` (default: `embedding_length / head_count`).
+pub(crate) fn kv_geometry(path: &Path, architecture: &str) -> Result<KvGeometry> {
+    let header = GgufHeader::open(path)
+        .ok_or_else(|| load_error(path, "corrupt or truncated GGUF header or metadata"))?;
+    let key = |name: &str| format!("{architecture}.{name}");
+    let layers = header
+        .numbers(&key("block_count"))
+        .and_then(|v| v.first().copied())
+        .ok_or_else(|| {
+            load_error(
+                path,
+                format!("the GGUF metadata has no `{architecture}.block_count`"),
+            )
+        })?;
+    let number = |name: &str| header.numbers(&key(name));
+    let embedding = number("embedding_length").map_or(0, |v| at_layer(&v, 0));
+    let heads = number("attention.head_count").unwrap_or_default();
+    let kv_heads = number("attention.head_count_kv").unwrap_or_else(|| heads.clone());
+    let key_length = number("attention.key_length");
+    let value_length = number("attention.value_length");
+    let mut bytes_per_token = 0u64;
+    // llama.cpp refuses more layers than it has room for; no need to count past that.
+    for layer in 0..layers.min(crate::limits::MAX_LAYERS) {
+        let head_size = embedding.checked_div(at_layer(&heads, layer)).unwrap_or(0);
+        let k = key_length
+            .as_deref()
+            .map_or(head_size, |v| at_layer(v, layer));
+        let v = value_length
+            .as_deref()
+            .map_or(head_size, |v| at_layer(v, layer));
+        let layer_bytes = at_layer(&kv_heads, layer)
+            .saturating_mul(k.saturating_add(v))
+            .saturating_mul(KV_ELEMENT_BYTES);
+        bytes_per_token = bytes_per_token.saturating_add(layer_bytes);
+    }
+    Ok(KvGeometry {
+        layers,
+        bytes_per_token,
+    })
 }
 
 /// Reads the header of a GGUF file without loading its weights: the checks that give a clear

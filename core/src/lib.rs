@@ -27,6 +27,7 @@ pub mod error;
 mod gguf;
 mod ids;
 mod instance;
+pub mod limits;
 mod pool;
 mod registry;
 pub mod sampling;

@@ -14,8 +14,9 @@ use crate::api::{
     ServiceUsage,
 };
 use crate::error::{Error, Result};
-use crate::gguf::load_model;
+use crate::gguf::{kv_geometry, load_model, KvGeometry};
 use crate::instance::{self, Counters, Event, InstanceConfig, InstanceShared, Job};
+use crate::limits::{check_kv_memory, KvRequest, MAX_INSTANCES};
 use crate::pool::Pool;
 use crate::sampling::SamplingParams;
 use crate::template::ChatTemplate;
@@ -36,6 +37,8 @@ pub(crate) struct Service {
     failure: Arc<Mutex<Option<String>>>,
     /// Context length of each slot.
     slot_context: u32,
+    /// What one token of KV cache costs, to size scale-ups against the machine.
+    kv: KvGeometry,
     created: u64,
     status: Mutex<(ServiceStatus, Option<String>)>,
     /// Serialises scale and delete.
@@ -44,6 +47,19 @@ pub(crate) struct Service {
 
 struct LifeCycle {
     next_instance_id: usize,
+}
+
+/// The field a too-large KV cache is blamed on: the one the spec set away from its default.
+fn kv_param(spec: &ServiceSpec) -> &'static str {
+    if spec.context_length.is_some() {
+        "context_length"
+    } else if spec.slots != defaults::SLOTS {
+        "slots"
+    } else if spec.instances != defaults::INSTANCES {
+        "instances"
+    } else {
+        "context_length"
+    }
 }
 
 /// A tokenized, validated request, ready to be queued.
@@ -55,6 +71,23 @@ pub(crate) struct Prepared {
 impl Service {
     /// Loads the model and starts the instances. Blocks for the load.
     pub(crate) fn start(id: String, spec: ServiceSpec, base: BaseModel) -> Result<Arc<Self>> {
+        // The KV cache is sized against the machine before the weights are even loaded.
+        let kv = kv_geometry(&spec.model, &base.architecture)?;
+        let requested = spec.context_length.unwrap_or(defaults::CONTEXT_LENGTH);
+        let trained = base.trained_context_length;
+        check_kv_memory(&KvRequest {
+            geometry: kv,
+            slots: spec.slots,
+            slot_context: if trained > 0 {
+                requested.min(trained)
+            } else {
+                requested
+            },
+            instances: spec.instances,
+            gpu_layers: spec.gpu_layers,
+            weights: base.file_size,
+            param: kv_param(&spec),
+        })?;
         let (model, base) = load_model(&spec.model, spec.gpu_layers, base)?;
         let vocab = model.vocab();
         let special =
@@ -84,6 +117,7 @@ impl Service {
             context_lock: Arc::default(),
             failure: Arc::default(),
             slot_context,
+            kv,
             created: unix_now(),
             status: Mutex::new((ServiceStatus::Loading, None)),
             lifecycle: Mutex::new(LifeCycle {
@@ -216,6 +250,12 @@ impl Service {
                 "`instances` must be at least 1; delete the service to stop it.",
             ));
         }
+        if instances > MAX_INSTANCES {
+            return Err(Error::invalid(
+                "instances",
+                format!("`instances` must be between 1 and {MAX_INSTANCES}, got {instances}."),
+            ));
+        }
         let mut life = self.lifecycle.lock();
         if self.status() != ServiceStatus::Running {
             return Err(Error::ServiceUnavailable {
@@ -226,7 +266,16 @@ impl Service {
         let current = self.pool.instance_count();
         self.set_status(ServiceStatus::Scaling, None);
         let result = if instances > current {
-            self.add_instances(&mut life, instances - current)
+            check_kv_memory(&KvRequest {
+                geometry: self.kv,
+                slots: self.spec.slots,
+                slot_context: self.slot_context,
+                instances: instances - current,
+                gpu_layers: self.spec.gpu_layers,
+                weights: 0,
+                param: "instances",
+            })
+            .and_then(|()| self.add_instances(&mut life, instances - current))
         } else {
             for thread in self.pool.detach_instances(current - instances) {
                 let _ = thread.join();
