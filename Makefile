@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup demo test test-rust test-python test-node test-server test-c lint bench
+.PHONY: help setup demo test test-rust test-python test-node test-server test-c lint bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,9 @@ lint: ## rustfmt and clippy on the whole workspace, ruff on the Python package (
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	$(MAKE) -C bindings-python lint
+
+fuzz: setup ## long fuzzing runs: every hostile model file (make test runs a short corpus)
+	MODELSERVICE_FUZZ=long cargo test --release -p modelservice --test hostile_models -- --nocapture
 
 bench: setup ## throughput and latency benchmarks against the raw llama.cpp loop
 	cargo bench -p modelservice --bench throughput

@@ -72,6 +72,30 @@ impl GgufHeader {
         Some(unsafe { sys::gguf_get_val_u32(self.0, id) })
     }
 
+    fn f32(&self, key: &str) -> Option<f32> {
+        let id = self.key(key, sys::GGUF_TYPE_FLOAT32)?;
+        // SAFETY: the key holds an f32.
+        Some(unsafe { sys::gguf_get_val_f32(self.0, id) })
+    }
+
+    /// An array of strings, as llama.cpp reads it (each up to its first NUL byte).
+    fn strings(&self, key: &str) -> Option<Vec<&[u8]>> {
+        let id = self.key(key, sys::GGUF_TYPE_ARRAY)?;
+        // SAFETY: the key holds an array; its elements are read as strings only when they are
+        // strings, within its length; the pointers live as long as the context (and `self`).
+        unsafe {
+            if sys::gguf_get_arr_type(self.0, id) != sys::GGUF_TYPE_STRING {
+                return None;
+            }
+            let n = sys::gguf_get_arr_n(self.0, id);
+            Some(
+                (0..n)
+                    .map(|i| CStr::from_ptr(sys::gguf_get_arr_str(self.0, id, i)).to_bytes())
+                    .collect(),
+            )
+        }
+    }
+
     /// A number, or a per-layer array of numbers, of any integer type; `None` when the key is
     /// absent, negative or not an integer.
     fn numbers(&self, key: &str) -> Option<Vec<u64>> {
@@ -259,6 +283,7 @@ pub(crate) fn inspect(path: &Path) -> Result<BaseModel> {
     let architecture = header
         .string("general.architecture")
         .ok_or_else(|| load_error(path, "the GGUF metadata has no `general.architecture`"))?;
+    check_metadata(&header, &architecture).map_err(|reason| load_error(path, reason))?;
     Ok(BaseModel {
         name: header.string("general.name").unwrap_or_else(|| {
             path.file_stem()
@@ -276,6 +301,117 @@ pub(crate) fn inspect(path: &Path) -> Result<BaseModel> {
         has_chat_template: header.string("tokenizer.chat_template").is_some(),
         architecture,
     })
+}
+
+/// The metadata llama.cpp trusts without checking: values it asserts on (which aborts the
+/// process) or that make a later call throw through Rust (which aborts it as well). Each check
+/// names the key at fault; each was a crash in the hostile-file corpus (`tests/hostile_models`).
+fn check_metadata(header: &GgufHeader, architecture: &str) -> std::result::Result<(), String> {
+    let key = |name: &str| format!("{architecture}.{name}");
+    // llama.cpp asserts 0 < n_layer <= LLAMA_MAX_LAYERS.
+    let layers = header.numbers(&key("block_count"));
+    match layers.as_deref() {
+        Some([n]) if (1..=crate::limits::MAX_LAYERS).contains(n) => {}
+        Some([n]) => {
+            return Err(format!(
+                "`{}` is {n}; a model has between 1 and {} layers",
+                key("block_count"),
+                crate::limits::MAX_LAYERS
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "the GGUF metadata has no number `{}`",
+                key("block_count")
+            ))
+        }
+    }
+    // llama-cpp-2 reads the trained context as a positive i32 and panics otherwise.
+    if let Some(trained) = header.numbers(&key("context_length")) {
+        if !matches!(trained.as_slice(), [n] if (1..=i32::MAX as u64).contains(n)) {
+            return Err(format!(
+                "`{}` is {trained:?}; it must be between 1 and {}",
+                key("context_length"),
+                i32::MAX
+            ));
+        }
+    }
+    // Far past any real model; only a corrupt file would size a KV cache by these.
+    for (name, most) in [
+        ("embedding_length", 1u64 << 18),
+        ("attention.head_count", 1 << 14),
+        ("attention.head_count_kv", 1 << 14),
+        ("attention.key_length", 1 << 14),
+        ("attention.value_length", 1 << 14),
+    ] {
+        if let Some(v) = header.numbers(&key(name)).and_then(|v| v.into_iter().max()) {
+            if v > most {
+                return Err(format!(
+                    "`{}` is {v}; no model has more than {most}",
+                    key(name)
+                ));
+            }
+        }
+    }
+    // Normalisation asserts eps >= 0 on the first decode.
+    for name in [
+        "attention.layer_norm_rms_epsilon",
+        "attention.layer_norm_epsilon",
+    ] {
+        if let Some(eps) = header.f32(&key(name)) {
+            if !(eps.is_finite() && eps >= 0.0) {
+                return Err(format!(
+                    "`{}` is {eps}; it must be a finite number >= 0",
+                    key(name)
+                ));
+            }
+        }
+    }
+    check_vocabulary(header)
+}
+
+/// The tokenizer checks: llama.cpp asserts that token texts are unique and that a model has a
+/// vocabulary at all, and its SentencePiece tokenizer throws (through Rust: an abort) when a
+/// byte it falls back to has no token.
+fn check_vocabulary(header: &GgufHeader) -> std::result::Result<(), String> {
+    let model = header.string("tokenizer.ggml.model").unwrap_or_default();
+    if matches!(model.as_str(), "none" | "no_vocab") {
+        return Err(format!(
+            "the model has no vocabulary (`tokenizer.ggml.model` is `{model}`); a chat service needs one"
+        ));
+    }
+    let Some(tokens) = header.strings("tokenizer.ggml.tokens") else {
+        return Ok(()); // llama.cpp refuses a missing or mistyped token list itself
+    };
+    // llama.cpp stands in `[EMPTY_<id>]` for an empty token text.
+    let texts: Vec<std::borrow::Cow<'_, [u8]>> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match t.is_empty() {
+            true => format!("[EMPTY_{i}]").into_bytes().into(),
+            false => (*t).into(),
+        })
+        .collect();
+    let mut seen = std::collections::HashMap::with_capacity(texts.len());
+    for (id, text) in texts.iter().enumerate() {
+        if let Some(first) = seen.insert(text.as_ref(), id) {
+            return Err(format!(
+                "tokens {first} and {id} of `tokenizer.ggml.tokens` are the same text `{}`",
+                String::from_utf8_lossy(text)
+            ));
+        }
+    }
+    if model == "llama" {
+        for byte in 0..=255u8 {
+            let hex = format!("<0x{byte:02X}>");
+            if !seen.contains_key(hex.as_bytes()) && !seen.contains_key(&[byte][..]) {
+                return Err(format!(
+                    "the SentencePiece vocabulary has no token for byte {hex}, which its tokenizer falls back to"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Loads the weights once; every instance of the service shares the returned model.
