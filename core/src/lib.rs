@@ -25,6 +25,7 @@ mod client;
 mod detokenize;
 pub mod error;
 mod gguf;
+mod guards;
 mod ids;
 mod instance;
 pub mod limits;

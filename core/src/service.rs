@@ -15,14 +15,12 @@ use crate::api::{
 };
 use crate::error::{Error, Result};
 use crate::gguf::{kv_geometry, load_model, KvGeometry};
+use crate::guards::{self, BATCH_SIZE};
 use crate::instance::{self, Counters, Event, InstanceConfig, InstanceShared, Job};
 use crate::limits::{check_kv_memory, KvRequest, MAX_INSTANCES};
 use crate::pool::Pool;
 use crate::sampling::SamplingParams;
 use crate::template::ChatTemplate;
-
-/// Most tokens put through one decode step.
-const BATCH_SIZE: u32 = 512;
 
 pub(crate) struct Service {
     id: String,
@@ -39,6 +37,8 @@ pub(crate) struct Service {
     slot_context: u32,
     /// What one token of KV cache costs, to size scale-ups against the machine.
     kv: KvGeometry,
+    /// The longest text of one token, in bytes.
+    max_token_bytes: usize,
     created: u64,
     status: Mutex<(ServiceStatus, Option<String>)>,
     /// Serialises scale and delete.
@@ -90,8 +90,20 @@ impl Service {
         })?;
         let (model, base) = load_model(&spec.model, spec.gpu_layers, base)?;
         let vocab = model.vocab();
-        let special =
-            |t| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
+        let n_vocab = vocab.n_tokens();
+        // A model without a BOS or EOS reports -1, which llama.cpp would throw on.
+        let special = |t: LlamaToken| {
+            if guards::token_in_vocab(t.0, n_vocab) {
+                String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned()
+            } else {
+                String::new()
+            }
+        };
+        // The most text one token stands for, to refuse hopelessly long prompts untokenized.
+        let max_token_bytes = (0..n_vocab)
+            .map(|t| vocab.token_to_piece(LlamaToken(t), true, None).len())
+            .max()
+            .unwrap_or(1);
         let template = ChatTemplate::new(
             spec.chat_template.as_deref(),
             model
@@ -118,6 +130,7 @@ impl Service {
             failure: Arc::default(),
             slot_context,
             kv,
+            max_token_bytes,
             created: unix_now(),
             status: Mutex::new((ServiceStatus::Loading, None)),
             lifecycle: Mutex::new(LifeCycle {
@@ -296,7 +309,9 @@ impl Service {
     /// Renders, tokenizes and checks a request against the context.
     pub(crate) fn prepare(&self, req: &ChatCompletionRequest) -> Result<Prepared> {
         let text = self.template.render(&req.messages)?;
+        guards::prompt_text_fits(text.len(), self.slot_context, self.max_token_bytes)?;
         let prompt = self.tokenize(&text);
+        guards::prompt_not_empty(prompt.len())?;
         let prompt_len = prompt.len() as u32;
         let context = self.slot_context;
         let requested = req.completion_limit();

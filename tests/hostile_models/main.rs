@@ -227,6 +227,7 @@ const REGRESSIONS: &[&str] = &[
     "duplicate tokens (two ordinary)",
     "an empty token and its stand-in",
     "chat template with a huge loop",
+    "tokenizer model `t5` without a bos id",
 ];
 
 /// The corpus. Long: every structural mutant, a truncation at every structure boundary, and
