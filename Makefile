@@ -35,8 +35,8 @@ lint: ## rustfmt and clippy on the whole workspace, ruff on the Python package (
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	$(MAKE) -C bindings-python lint
 
-fuzz: setup ## long fuzzing runs: every hostile model file (make test runs a short corpus)
-	MODELSERVICE_FUZZ=long cargo test --release -p modelservice --test hostile_models -- --nocapture
+fuzz: setup ## long fuzzing runs: every hostile model file, thousands of mutated requests and specs (make test runs short ones)
+	MODELSERVICE_FUZZ=long cargo test --release -p modelservice --test hostile_models --test fuzz_requests -- --nocapture
 
 bench: setup ## throughput and latency benchmarks against the raw llama.cpp loop
 	cargo bench -p modelservice --bench throughput

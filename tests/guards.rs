@@ -84,3 +84,16 @@ fn the_most_slots_decode_together() {
         assert!(done.usage.completion_tokens <= 4);
     }
 }
+
+#[test]
+fn the_largest_max_tokens_is_refused_not_wrapped() {
+    // Found by the request fuzzer: prompt + u32::MAX wrapped to a small sum and was accepted.
+    let registry = registry_with("u/max");
+    for max in [u32::MAX, u32::MAX - 5, 1024] {
+        let err = registry
+            .chat_blocking(greedy("u/max", "Hi", max))
+            .unwrap_err();
+        assert_eq!(err.code(), Some("context_length_exceeded"), "{max}: {err}");
+        assert_eq!(err.param(), Some("max_tokens"));
+    }
+}

@@ -316,10 +316,12 @@ impl Service {
         let context = self.slot_context;
         let requested = req.completion_limit();
         let completion = requested.unwrap_or(0);
-        if prompt_len >= context || prompt_len + completion > context {
+        // Saturating: `max_tokens` may be u32::MAX, which must not wrap into a small request.
+        let requested_total = prompt_len.saturating_add(completion);
+        if prompt_len >= context || requested_total > context {
             return Err(Error::ContextLengthExceeded {
                 context_length: context,
-                requested: prompt_len + completion,
+                requested: requested_total,
                 prompt_tokens: prompt_len,
                 completion_tokens: completion,
                 param: if prompt_len >= context {
