@@ -146,14 +146,32 @@ pub fn available_memory() -> Option<u64> {
     });
     let read =
         |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    // Page cache the kernel can drop (model files read earlier) counts as free, as it does in
+    // the kubelet's working set.
+    let reclaimable = |stat: &str, key: &str| -> u64 {
+        std::fs::read_to_string(stat)
+            .ok()
+            .and_then(|s| {
+                let line = s
+                    .lines()
+                    .find(|l| l.split_whitespace().next() == Some(key))?;
+                line.split_whitespace().nth(1)?.parse().ok()
+            })
+            .unwrap_or(0)
+    };
     // cgroup v2, then v1; an unlimited v2 cgroup reads "max" and does not parse.
     let cgroup = read("/sys/fs/cgroup/memory.max")
         .zip(read("/sys/fs/cgroup/memory.current"))
+        .map(|(limit, used)| {
+            let cache = reclaimable("/sys/fs/cgroup/memory.stat", "inactive_file");
+            limit.saturating_sub(used.saturating_sub(cache))
+        })
         .or_else(|| {
+            let cache = reclaimable("/sys/fs/cgroup/memory/memory.stat", "total_inactive_file");
             read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
                 .zip(read("/sys/fs/cgroup/memory/memory.usage_in_bytes"))
-        })
-        .map(|(limit, used)| limit.saturating_sub(used));
+                .map(|(limit, used)| limit.saturating_sub(used.saturating_sub(cache)))
+        });
     match (meminfo, cgroup) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
