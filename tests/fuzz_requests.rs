@@ -29,6 +29,14 @@ fn long_run() -> bool {
     std::env::var("MODELSERVICE_FUZZ").is_ok_and(|v| v == "long")
 }
 
+/// Cases to run: `MODELSERVICE_FUZZ_CASES` if set, else the short or long budget.
+fn cases(short: u32, long: u32) -> u32 {
+    std::env::var("MODELSERVICE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if long_run() { long } else { short })
+}
+
 fn registry() -> Arc<Registry> {
     static REGISTRY: OnceLock<Arc<Registry>> = OnceLock::new();
     REGISTRY
@@ -356,8 +364,9 @@ fn apply(body: &mut Value, e: &Edit) {
                 Value::Array(vec![json!({"role": "user", "content": "hi"}); *copies]);
         }
         Edit::PartText(v) => {
-            if let Some(part) = body.pointer_mut("/messages/1/content/0") {
-                part["text"] = v.clone();
+            // An earlier edit may have made the part something other than an object.
+            if let Some(Value::Object(part)) = body.pointer_mut("/messages/1/content/0") {
+                part.insert("text".into(), v.clone());
             }
         }
     }
@@ -468,7 +477,8 @@ fn runner(cases: u32) -> TestRunner {
         cases,
         // Found crashes become named regression tests below, not a file in the tree.
         failure_persistence: None,
-        max_shrink_iters: 200,
+        // Shrinking re-runs a failing case many times (a hang costs ENGINE_TIMEOUT each time).
+        max_shrink_iters: 32,
         ..Config::default()
     })
 }
@@ -484,7 +494,7 @@ fn print_tally(what: &str, tally: &Tally) {
 
 #[test]
 fn fuzzed_chat_requests_end_in_success_or_a_typed_4xx() {
-    let cases = if long_run() { 3000 } else { 200 };
+    let cases = cases(200, 3000);
     let tally: Tally = Arc::default();
     let strategy = mutated(valid_request(), typed_value());
     runner(cases)
@@ -511,6 +521,11 @@ fn fuzzed_chat_requests_end_in_success_or_a_typed_4xx() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
     print_tally("chat requests", &tally);
+    // Stop the service before the process exits: a worker still decoding a cancelled request
+    // while llama.cpp's static objects are destroyed at exit crashed the long run (SIGSEGV).
+    registry()
+        .delete(SERVICE, "test")
+        .expect("the fuzzed service drains and stops");
     let served = tally.lock().unwrap().get("served").copied().unwrap_or(0);
     assert!(
         served > 0,
@@ -520,7 +535,7 @@ fn fuzzed_chat_requests_end_in_success_or_a_typed_4xx() {
 
 #[test]
 fn fuzzed_service_specs_end_in_success_or_a_typed_4xx() {
-    let cases = if long_run() { 5000 } else { 400 };
+    let cases = cases(400, 5000);
     let tally: Tally = Arc::default();
     let strategy = mutated(valid_spec(), typed_spec_value());
     runner(cases)
