@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup demo test test-rust test-python test-node test-server test-c lint bench fuzz
+.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -13,10 +13,17 @@ setup: ## install system packages (cmake, libclang ...) and fetch the test model
 demo: setup ## deploy the default model and print a chat completion
 	cargo run --release --example chat
 
-test: setup test-rust test-python test-node test-server test-c ## run every test suite
+test: setup check-generated test-rust test-python test-node test-server test-c ## run every test suite
 
-test-rust: ## Rust unit and integration tests (core engine, real models)
+test-rust: ## Rust unit and integration tests (core engine, real models; includes the wire-schema check)
 	cargo test --release -p modelservice
+
+check-generated: ## fail if the generated Python/TypeScript wire types differ from core/schema/wire.schema.json
+	scripts/gen-wire-types --check
+
+schema: ## regenerate core/schema/wire.schema.json from core/src/api, then the Python and TypeScript wire types
+	UPDATE_WIRE_SCHEMA=1 cargo test --release -p modelservice --lib committed_schema_is_current
+	scripts/gen-wire-types
 
 test-python: ## the Python package's pytest suite
 	$(MAKE) -C bindings-python test
@@ -30,6 +37,9 @@ test-server: ## the HTTP server example's tests
 test-c: ## the C ABI: header check, C example, valgrind
 	$(MAKE) -C bindings-c test
 
+test-ray: setup ## modelservice.serve on a local Ray cluster (own venv with ray[serve]; CI runs it after `make test`)
+	$(MAKE) -C bindings-python test-ray
+
 lint: ## rustfmt and clippy on the whole workspace, ruff on the Python package (tsc runs in test-node)
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
@@ -38,5 +48,6 @@ lint: ## rustfmt and clippy on the whole workspace, ruff on the Python package (
 fuzz: setup ## long fuzzing runs: every hostile model file, thousands of mutated requests and specs (make test runs short ones)
 	MODELSERVICE_FUZZ=long cargo test --release -p modelservice --test hostile_models --test fuzz_requests -- --nocapture
 
-bench: setup ## throughput and latency benchmarks against the raw llama.cpp loop
+bench: setup ## throughput, latency and embedding benchmarks against raw llama.cpp loops
 	cargo bench -p modelservice --bench throughput
+	cargo bench -p modelservice --bench embeddings

@@ -23,7 +23,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
-use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ServiceSpec};
+use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ResponseFormat, ServiceSpec};
 
 const PROMPT: &str = "Write a long story about a lighthouse keeper.";
 const RAW_FLAG: &str = "--raw-loop";
@@ -286,7 +286,7 @@ fn main() {
     let mut session = 10;
     for concurrency in [1usize, 2, 4, 8] {
         let raw_aggregate = raw(Some(concurrency))[0];
-        let before = registry.get(access).unwrap().usage.completion_tokens;
+        let before = registry.retrieve(access).unwrap().usage.completion_tokens;
         let start = Instant::now();
         let workers: Vec<_> = (0..concurrency)
             .map(|_| {
@@ -306,11 +306,40 @@ fn main() {
             w.join().unwrap();
         }
         let elapsed = start.elapsed().as_secs_f64();
-        let generated = registry.get(access).unwrap().usage.completion_tokens - before;
+        let generated = registry.retrieve(access).unwrap().usage.completion_tokens - before;
         let aggregate = generated as f64 / elapsed;
         println!(
             "aggregate, {concurrency} concurrent    raw batched loop {raw_aggregate:7.1} tok/s   modelservice {aggregate:7.1} tok/s   ({:+.1}%; {generated} tokens in {elapsed:.2} s)",
             (aggregate / raw_aggregate - 1.0) * 100.0
         );
     }
+
+    structured_output(&registry, access, s.tokens, end_of_turn);
+}
+
+/// Tokens/s of a `json_schema` request next to the same request without it (best of 3 each,
+/// alternating): the grammar's cost per token.
+fn structured_output(registry: &Registry, access: &str, tokens: u32, end_of_turn: i32) {
+    let schema: serde_json::Value = serde_json::json!({
+        "type": "object",
+        "properties": {"animals": {"type": "array", "items": {"type": "string"}}},
+        "required": ["animals"]
+    });
+    let format: ResponseFormat = serde_json::from_value(serde_json::json!({
+        "type": "json_schema",
+        "json_schema": {"name": "animals", "schema": schema}
+    }))
+    .unwrap();
+    let (mut plain, mut constrained) = (0f64, 0f64);
+    for round in 0..3 {
+        let mut req = request(access, tokens, end_of_turn, 100 + round);
+        req.messages[1] = ChatMessage::user("List as many animals as you can, as JSON.");
+        plain = plain.max(timed_stream(registry, req.clone()).1);
+        req.response_format = Some(format.clone());
+        constrained = constrained.max(timed_stream(registry, req).1);
+    }
+    println!(
+        "structured output          plain request    {plain:7.1} tok/s   json_schema {constrained:7.1} tok/s   ({:.2}x)",
+        constrained / plain
+    );
 }

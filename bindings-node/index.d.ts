@@ -1,6 +1,8 @@
-// Typings of the `modelservice` npm package: the `OpenAI` client of index.js. The shapes are
-// the engine's serde types (core/src/api); test/typings.test.js checks them against live objects.
+// Typings of the `modelservice` npm package: the `OpenAI` client of index.js. The wire shapes
+// (request bodies, answers, chunks, service objects) come from wire.d.ts, generated from the
+// core's JSON Schema; this file gives them the `openai` SDK's names and types the client.
 
+import type * as Wire from './wire'
 
 // CommonJS: `module.exports = OpenAI`; the types and error classes hang off it, as in the SDK.
 export = OpenAI
@@ -13,6 +15,7 @@ declare class OpenAI {
   /** The services this client serves from; pass it (or the client) to share them. */
   readonly registry: OpenAI.Registry
   readonly chat: OpenAI.Chat
+  readonly embeddings: OpenAI.Embeddings
   readonly models: OpenAI.Models
   readonly services: OpenAI.Services
   /** Resolves once the services given to the constructor run. */
@@ -24,61 +27,27 @@ declare class OpenAI {
   static modelLoads(): number
 }
 
+/** `context_length` → `contextLength`. */
+type CamelCase<S extends string> = S extends `${infer Head}_${infer Tail}` ? `${Head}${Capitalize<CamelCase<Tail>>}` : S
+type CamelCaseKeys<T> = { [K in keyof T as CamelCase<K & string>]: T[K] }
+
 declare namespace OpenAI {
+  /** Every operation of the engine by name, with its request, answer and chunk types. */
+  export type Operations = Wire.Operations
+  /** The request body of operation `Op`. */
+  export type RequestOf<Op extends keyof Operations> = Operations[Op]['request']
+  /** The answer of operation `Op`. */
+  export type ResponseOf<Op extends keyof Operations> = Operations[Op]['response']
+
   /** Who wrote a message. */
-  export type Role = 'system' | 'developer' | 'user' | 'assistant' | 'tool'
-
+  export type Role = Wire.Role
   /** One content part of a message given as an array; only `text` parts are served. */
-  export interface ChatCompletionContentPartText {
-    type: 'text'
-    text: string
-  }
-
+  export type ChatCompletionContentPartText = Wire.ContentPart
   /** One message of the conversation. */
-  export interface ChatCompletionMessageParam {
-    role: Role
-    content?: string | ChatCompletionContentPartText[] | null
-    name?: string
-    /** Accepted so tool-using conversations parse; handed to the chat template as-is. */
-    tool_calls?: unknown
-    tool_call_id?: string
-  }
-
-  /** The body of `chat.completions.create`. Fields the engine does not act on are ignored. */
-  export interface ChatCompletionCreateParamsBase {
-    /** The service's access name, e.g. `u-8105f7322477/test`. */
-    model: string
-    messages: ChatCompletionMessageParam[]
-    /** 0 to 2; 0 is greedy (deterministic). */
-    temperature?: number | null
-    top_p?: number | null
-    max_tokens?: number | null
-    max_completion_tokens?: number | null
-    /** Up to 4 sequences. */
-    stop?: string | string[] | null
-    seed?: number | null
-    presence_penalty?: number | null
-    frequency_penalty?: number | null
-    /** Token id (as a string) to a bias from -100 to 100. */
-    logit_bias?: Record<string, number> | null
-    /** Choices to generate, 1 to 16. */
-    n?: number | null
-    user?: string
-    stream?: boolean | null
-    stream_options?: ChatCompletionStreamOptions | null
-    /** llama.cpp extra: keep only the k most likely tokens (0 disables). */
-    top_k?: number | null
-    /** llama.cpp extra: drop tokens below `min_p` times the top probability. */
-    min_p?: number | null
-    /** llama.cpp extra: multiplicative penalty on repeated tokens (1 disables). */
-    repeat_penalty?: number | null
-    /** Anything else the `openai` SDK sends (tools, response_format ...) is accepted and ignored. */
-    [extra: string]: unknown
-  }
-
-  export interface ChatCompletionStreamOptions {
-    include_usage?: boolean | null
-  }
+  export type ChatCompletionMessageParam = Wire.ChatMessage
+  /** The body of `chat.completions.create`; unknown fields are refused, as OpenAI refuses them. */
+  export type ChatCompletionCreateParamsBase = RequestOf<'chat.completions.create'>
+  export type ChatCompletionStreamOptions = Wire.StreamOptions
 
   export interface ChatCompletionCreateParamsNonStreaming extends ChatCompletionCreateParamsBase {
     stream?: false | null
@@ -103,59 +72,22 @@ declare namespace OpenAI {
     [extra: string]: unknown
   }
 
-  export type FinishReason = 'stop' | 'length'
-
-  export interface CompletionUsage {
-    prompt_tokens: number
-    completion_tokens: number
-    total_tokens: number
-  }
-
-  export interface ChatCompletionMessage {
-    role: 'assistant'
-    content: string | null
-  }
-
-  export interface ChatCompletionChoice {
-    index: number
-    message: ChatCompletionMessage
-    finish_reason: FinishReason
-    /** Always null: log probabilities are not computed. */
-    logprobs: null
-  }
-
+  export type FinishReason = Wire.FinishReason
+  export type CompletionUsage = Wire.Usage
+  export type ChatCompletionMessage = Wire.AssistantMessage
+  export type ChatCompletionChoice = Wire.Choice
   /** `chat.completion`: a whole answer. */
-  export interface ChatCompletion {
-    id: string
-    object: 'chat.completion'
-    created: number
-    model: string
-    choices: ChatCompletionChoice[]
-    usage: CompletionUsage
-  }
-
-  export interface ChatCompletionChunkDelta {
-    role?: 'assistant'
-    content?: string
-  }
-
-  export interface ChatCompletionChunkChoice {
-    index: number
-    delta: ChatCompletionChunkDelta
-    finish_reason: FinishReason | null
-    logprobs: null
-  }
-
+  export type ChatCompletion = ResponseOf<'chat.completions.create'>
+  export type ChatCompletionChunkDelta = Wire.Delta
+  export type ChatCompletionChunkChoice = Wire.ChunkChoice
   /** `chat.completion.chunk`: one event of a streamed answer. */
-  export interface ChatCompletionChunk {
-    id: string
-    object: 'chat.completion.chunk'
-    created: number
-    model: string
-    /** Empty in the final usage chunk (`stream_options.include_usage`). */
-    choices: ChatCompletionChunkChoice[]
-    usage?: CompletionUsage
-  }
+  export type ChatCompletionChunk = Operations['chat.completions.create']['chunk']
+
+  /** The body of `embeddings.create`. */
+  export type EmbeddingCreateParams = RequestOf<'embeddings.create'>
+  /** The answer of `embeddings.create`: `{ object: 'list', data: [Embedding ...], model, usage }`. */
+  export type CreateEmbeddingResponse = ResponseOf<'embeddings.create'>
+  export type Embedding = Wire.Embedding
 
   /** A streamed chat completion: `for await (const chunk of stream)`. */
   export class Stream<Item> implements AsyncIterable<Item> {
@@ -165,12 +97,7 @@ declare namespace OpenAI {
   }
 
   /** One entry of `models.list()`: a running service under its access name. */
-  export interface Model {
-    id: string
-    object: 'model'
-    created: number
-    owned_by: string
-  }
+  export type Model = ResponseOf<'models.retrieve'>
 
   /** A list page: `.data`, and async-iterable over its items. */
   export interface Page<Item> extends AsyncIterable<Item> {
@@ -182,95 +109,44 @@ declare namespace OpenAI {
   export interface PagePromise<Item> extends Promise<Page<Item>>, AsyncIterable<Item> {}
 
   /**
-   * What to deploy. Keys may be written in JavaScript's camelCase (`accessName`) or the wire's
-   * snake_case (`access_name`).
+   * What to deploy. Keys may be written in the wire's snake_case (`access_name`) or in
+   * JavaScript's camelCase (`accessName`).
    */
-  export interface ServiceSpec {
-    /** Display name; deleting the service asks for it as confirmation. */
-    name: string
-    /** Unique access name used as `model` in requests, e.g. `u-8105f7322477/test`. */
-    accessName?: string
-    access_name?: string
-    /** Path of the GGUF file. */
-    model: string
-    /** Instances (llama contexts on the same loaded weights); default 1. */
-    instances?: number
-    /** Parallel requests per instance; default 4. */
-    slots?: number
-    /** Context length per slot, in tokens; default 4096, capped by the model's. */
-    contextLength?: number
-    context_length?: number
-    /** CPU threads for the whole service; default all cores. */
-    threads?: number
-    gpuLayers?: number
-    gpu_layers?: number
-    /** A Jinja chat template replacing the one in the GGUF file. */
-    chatTemplate?: string
-    chat_template?: string
-    /** Requests that may wait for a slot before new ones get RateLimitError; default 64. */
-    queueSize?: number
-    queue_size?: number
-  }
-
-  export type ServiceStatus = 'loading' | 'running' | 'scaling' | 'failed' | 'deleting'
-
+  export type ServiceSpec = RequestOf<'services.deploy'> | CamelCaseKeys<RequestOf<'services.deploy'>>
+  export type ServiceStatus = Wire.ServiceStatus
   /** The base model, read from the GGUF metadata. */
-  export interface BaseModel {
-    name: string
-    architecture: string
-    size_label: string | null
-    quantization: string
-    trained_context_length: number
-    parameters: number
-    file_size: number
-    path: string
-    has_chat_template: boolean
-  }
-
-  export interface ServiceUsage {
-    requests: number
-    prompt_tokens: number
-    completion_tokens: number
-  }
-
+  export type BaseModel = Wire.BaseModel
+  export type ServiceUsage = Wire.ServiceUsage
   /** How well the engine batched and reused prompts for a service. */
-  export interface EngineStats {
-    decode_steps: number
-    tokens_decoded: number
-    peak_batch_sequences: number
-    prompt_tokens_reused: number
-  }
-
+  export type EngineStats = Wire.EngineStats
   /** A service as the product page lists it. */
-  export interface ServiceInfo {
-    /** Model Service ID, stable for the service's life. */
-    id: string
-    name: string
-    access_name: string
-    base_model: BaseModel
-    instances: number
-    status: ServiceStatus
-    status_reason: string | null
-    slots_per_instance: number
-    context_length: number
-    threads_per_instance: number
-    queue_size: number
-    created: number
-    usage: ServiceUsage
-    stats: EngineStats
-  }
-
+  export type ServiceInfo = ResponseOf<'services.retrieve'>
+  /** The `services.list()` answer: `{ object: 'list', data: [...] }`. */
+  export type ServiceList = ResponseOf<'services.list'>
   /** The body of an OpenAI error response's `error`. */
-  export interface ErrorObject {
-    message: string
-    type: string
-    param: string | null
-    code: string | null
-  }
+  export type ErrorObject = Wire.ErrorBody
 
-  /** A set of model services, shared between clients with `new OpenAI({ registry })`. */
+  /**
+   * A set of model services, shared between clients with `new OpenAI({ registry })`. Its
+   * native methods (`call`, `stream`) are the engine's one entry, used by the client.
+   */
   export class Registry {
     constructor()
+    /** Serves operation `op` with the JSON `body`; resolves to the whole answer's JSON. */
+    call(op: keyof Operations, body: string, signal?: AbortSignal | null): Promise<string>
+    /** Starts streamed operation `op` with the JSON `body`; resolves to its chunks' JSON. */
+    stream(op: keyof Operations, body: string): Promise<ResponseStream>
+    /** The names of every operation the engine serves (`chat.completions.create` ...). */
+    static operations(): string[]
+    /** How many times this process has loaded a model file. */
+    static modelLoads(): number
+  }
+  /** The chunks of a streamed operation, as JSON texts; `null` after the last one. */
+  export interface ResponseStream {
+    readonly id: string
+    next(): Promise<string | null>
+    /** Stops the generation. */
+    close(): void
   }
 
   export interface ClientOptions {
@@ -294,19 +170,25 @@ declare namespace OpenAI {
     ): Promise<ChatCompletion | Stream<ChatCompletionChunk>>
   }
 
+  export interface Embeddings {
+    create(body: EmbeddingCreateParams, options?: RequestOptions): Promise<CreateEmbeddingResponse>
+  }
+
   export interface Chat {
     readonly completions: Completions
   }
 
   export interface Models {
-    list(): PagePromise<Model>
+    /** `query`: the operation's parameters (none yet; any given is refused, naming it). */
+    list(query?: RequestOf<'models.list'>): PagePromise<Model>
     retrieve(model: string): Promise<Model>
   }
 
   export interface Services {
     /** Loads the model and starts the service; resolves once it runs. */
     deploy(spec: ServiceSpec): Promise<ServiceInfo>
-    list(): Promise<ServiceInfo[]>
+    /** Every deployed service: a list page, like `models.list()`. */
+    list(query?: RequestOf<'services.list'>): PagePromise<ServiceInfo>
     retrieve(accessName: string): Promise<ServiceInfo>
     /** Sets the instance count; instances share the loaded weights. */
     scale(accessName: string, instances: number | { instances: number }): Promise<ServiceInfo>

@@ -1,7 +1,8 @@
 'use strict'
 // The `modelservice` npm package: an `OpenAI` client shaped like the `openai` SDK's whose
 // requests run on local GGUF models inside this process. The engine is the native addon
-// (src/, napi-rs); this file only shapes its JSON into the SDK's objects, classes and errors.
+// (src/, napi-rs), reached by operation name with JSON in and out; this file maps the SDK's
+// methods onto those names and shapes the answers into the SDK's objects, classes and errors.
 
 const { platformSuffix } = require('./platform.js')
 
@@ -107,30 +108,14 @@ function fromNative(e) {
   return e
 }
 
-/** Calls the addon and parses its JSON answer, mapping its errors. */
-async function call(fn) {
-  let json
-  try {
-    json = await fn()
-  } catch (e) {
-    throw fromNative(e)
-  }
-  return JSON.parse(json)
-}
-
 // ---------------------------------------------------------------------------------------------
-// Requests and streams.
+// The one way in: every method below is an operation name and a JSON body for the addon's
+// `Registry.call` (the whole answer) or `Registry.stream` (its chunks). The engine parses and
+// validates the body, so whatever was given is sent as its JSON and the engine refuses it.
 
-function requestBody(body) {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new BadRequestError(
-      400,
-      { message: 'The request body must be an object.', type: 'invalid_request_error', param: null, code: 'invalid_value' },
-      undefined,
-      {},
-    )
-  }
-  return JSON.stringify(body)
+/** The JSON of a request body as given (`undefined` means no parameters). */
+function toJson(body) {
+  return body === undefined ? '' : JSON.stringify(body)
 }
 
 /** Aborts `controller` when `signal` aborts; returns the function that stops listening. */
@@ -146,37 +131,56 @@ function follow(signal, controller) {
 }
 
 /**
- * Starts a native stream for `body`; closes it (cancelling the generation) when `signal` or
- * the returned controller aborts.
- */
-/**
+ * Serves operation `op` with `body` and parses its whole answer; `signal` aborting stops it.
  * @param {import('./native').Registry} registry
- * @param {object} body
- * @param {AbortSignal | null | undefined} signal
+ * @param {string} op
+ * @param {unknown} body
+ * @param {AbortSignal | null | undefined} [signal]
  */
-async function openStream(registry, body, signal) {
+async function call(registry, op, body, signal) {
+  // A signal of our own per call, so the native listener never outlives the call.
   const controller = new AbortController()
   const unfollow = follow(signal, controller)
-  let stream
   try {
-    stream = await registry.chat(requestBody(body))
+    return JSON.parse(await registry.call(op, toJson(body), signal ? controller.signal : null))
+  } catch (e) {
+    throw fromNative(e)
+  } finally {
+    unfollow()
+  }
+}
+
+/**
+ * Starts streamed operation `op` with `body`; the returned Stream closes it (cancelling the
+ * generation) when `signal` or its controller aborts.
+ * @param {import('./native').Registry} registry
+ * @param {string} op
+ * @param {unknown} body
+ * @param {AbortSignal | null | undefined} [signal]
+ */
+async function stream(registry, op, body, signal) {
+  const controller = new AbortController()
+  const unfollow = follow(signal, controller)
+  let native
+  try {
+    native = await registry.stream(op, toJson(body))
   } catch (e) {
     unfollow()
     throw fromNative(e)
   }
-  const close = () => stream.close()
+  const close = () => native.close()
   if (controller.signal.aborted) close()
   else controller.signal.addEventListener('abort', close, { once: true })
   const release = () => {
     unfollow()
     controller.signal.removeEventListener('abort', close)
   }
-  return { stream, controller, release }
+  return new Stream({ stream: native, controller, release })
 }
 
 /** A streamed chat completion: `for await (const chunk of stream)`. Like the SDK's `Stream`. */
 class Stream {
-  /** @param {{ stream: import('./native').ChatStream, controller: AbortController, release: () => void }} opened */
+  /** @param {{ stream: import('./native').ResponseStream, controller: AbortController, release: () => void }} opened */
   constructor(opened) {
     this._opened = opened
     this._consumed = false
@@ -207,38 +211,6 @@ class Stream {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The client.
-
-class Completions {
-  /** @param {OpenAI} client */
-  constructor(client) {
-    this._client = client
-  }
-
-  /**
-   * `openai.chat.completions.create(body, { signal })`: a ChatCompletion, or a Stream of
-   * ChatCompletionChunks when `body.stream` is true.
-   */
-  async create(body, options = {}) {
-    await this._client._ready
-    const opened = await openStream(this._client.registry, body, options && options.signal)
-    if (body.stream) return new Stream(opened)
-    try {
-      return await call(() => opened.stream.collect())
-    } finally {
-      opened.release()
-    }
-  }
-}
-
-class Chat {
-  /** @param {OpenAI} client */
-  constructor(client) {
-    this.completions = new Completions(client)
-  }
-}
-
 /** A list page: `.data`, and `for await (const item of page)`. */
 function page(list) {
   list[Symbol.asyncIterator] = async function* () {
@@ -255,83 +227,109 @@ function pagePromise(promise) {
   return promise
 }
 
-class Models {
+/** A resource of the client (`chat.completions`, `models`, `services`): calls the engine. */
+class Resource {
   /** @param {OpenAI} client */
   constructor(client) {
     this._client = client
   }
 
+  /** Serves `op` once the constructor's services run. */
+  async _call(op, body, signal) {
+    await this._client._ready
+    return call(this._client.registry, op, body, signal)
+  }
+
+  /** A list operation (`query`: its parameters, none so far): a promise of an async-iterable page. */
+  _list(op, query) {
+    return pagePromise(this._call(op, query).then(page))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client: SDK methods → operation names and bodies.
+
+class Completions extends Resource {
+  /**
+   * `openai.chat.completions.create(body, { signal })`: a ChatCompletion, or a Stream of
+   * ChatCompletionChunks when `body.stream` is true.
+   */
+  async create(body, options = {}) {
+    const signal = options && options.signal
+    if (body && body.stream === true) {
+      await this._client._ready
+      return stream(this._client.registry, 'chat.completions.create', body, signal)
+    }
+    return this._call('chat.completions.create', body, signal)
+  }
+}
+
+class Embeddings extends Resource {
+  /** `openai.embeddings.create(body, { signal })`: a CreateEmbeddingResponse. */
+  create(body, options = {}) {
+    return this._call('embeddings.create', body, options && options.signal)
+  }
+}
+
+class Chat {
+  /** @param {OpenAI} client */
+  constructor(client) {
+    this.completions = new Completions(client)
+  }
+}
+
+class Models extends Resource {
   /** The running services as OpenAI models. */
-  list() {
-    const client = this._client
-    return pagePromise(
-      (async () => {
-        await client._ready
-        return page(await call(() => client.registry.models()))
-      })(),
-    )
+  list(query) {
+    return this._list('models.list', query)
   }
 
   /** One model by its id (the service's access name). */
-  async retrieve(model) {
-    await this._client._ready
-    return call(() => this._client.registry.model(model))
+  retrieve(model) {
+    return this._call('models.retrieve', { model })
   }
 }
 
 /** `accessName` → `access_name`: the spec may be written in JavaScript's or the wire's casing. */
 function serviceSpec(spec) {
-  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
-    throw new BadRequestError(
-      400,
-      { message: 'A service spec must be an object.', type: 'invalid_request_error', param: null, code: 'invalid_value' },
-      undefined,
-      {},
-    )
-  }
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) return spec
   const wire = {}
   for (const [key, value] of Object.entries(spec)) {
     if (value !== undefined) wire[key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())] = value
   }
-  return JSON.stringify(wire)
+  return wire
 }
 
-class Services {
-  /** @param {OpenAI} client */
-  constructor(client) {
-    this._client = client
-  }
+/** `value`, or its `key` when given as an object (`{ instances: 2 }`, `{ confirm: 'name' }`). */
+function field(value, key) {
+  return typeof value === 'object' && value !== null ? value[key] : value
+}
 
+class Services extends Resource {
   /** Loads the model and starts the service; resolves to its ServiceInfo once it runs. */
-  async deploy(spec) {
-    const json = serviceSpec(spec)
-    return call(() => this._client.registry.deploy(json))
+  deploy(spec) {
+    // Not behind `_ready`: the constructor's own deploys come through here.
+    return call(this._client.registry, 'services.deploy', serviceSpec(spec))
   }
 
-  /** Every deployed service. */
-  async list() {
-    await this._client._ready
-    return call(() => this._client.registry.list())
+  /** Every deployed service: a list page, like `models.list()`. */
+  list(query) {
+    return this._list('services.list', query)
   }
 
   /** One service by access name. */
-  async retrieve(accessName) {
-    await this._client._ready
-    return call(() => this._client.registry.retrieve(accessName))
+  retrieve(accessName) {
+    return this._call('services.retrieve', { access_name: accessName })
   }
 
   /** Scales a service to `instances` instances (on the already-loaded weights). */
-  async scale(accessName, instances) {
-    await this._client._ready
-    const count = typeof instances === 'object' && instances !== null ? instances.instances : instances
-    return call(() => this._client.registry.scale(accessName, count))
+  scale(accessName, instances) {
+    return this._call('services.scale', { access_name: accessName, instances: field(instances, 'instances') })
   }
 
   /** Deletes a service; `confirm` (a string or { confirm }) must repeat its display name. */
-  async delete(accessName, confirm) {
-    await this._client._ready
-    const name = typeof confirm === 'object' && confirm !== null ? confirm.confirm : confirm
-    return call(() => this._client.registry.delete(accessName, String(name)))
+  delete(accessName, confirm) {
+    return this._call('services.delete', { access_name: accessName, confirm: field(confirm, 'confirm') })
   }
 }
 
@@ -354,12 +352,12 @@ class OpenAI {
       throw new OpenAIError('`registry` must be a modelservice Registry or an OpenAI client.')
     }
     this.chat = new Chat(this)
+    this.embeddings = new Embeddings(this)
     this.models = new Models(this)
     this.services = new Services(this)
-    const specs = services.map(serviceSpec)
     // Models load in the background; every call waits for them, and a failed deploy is
     // thrown by the calls (and by `ready()`).
-    this._ready = Promise.all(specs.map((json) => call(() => this.registry.deploy(json))))
+    this._ready = Promise.all(services.map((spec) => this.services.deploy(spec)))
     this._ready.catch(() => {})
   }
 

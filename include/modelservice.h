@@ -2,9 +2,14 @@
  * modelservice: run GGUF models as named, OpenAI-compatible model services inside your process.
  *
  * The C ABI. Conventions:
+ *  - One entry serves every operation by name (`ms_operations` lists them):
+ *    `ms_call(registry, "services.deploy", body_json, &result_json)` answers whole, and
+ *    `ms_call_stream` streams. The typed functions (`ms_services_deploy`,
+ *    `ms_chat_completions_create` ...) are conveniences over the same entry.
  *  - Handles are opaque: create an `ms_registry` with `ms_registry_new`, free it with
- *    `ms_registry_free`; a stream comes from `ms_chat_completions_create_stream` and is freed
- *    with `ms_stream_free` (freeing it early cancels its generation).
+ *    `ms_registry_free`; a stream comes from `ms_call_stream` (or
+ *    `ms_chat_completions_create_stream`) and is freed with `ms_stream_free` (freeing it early
+ *    cancels its generation).
  *  - Requests, specs and results are OpenAI-shaped JSON strings (UTF-8, NUL-terminated).
  *  - Every fallible function returns an `ms_status`. On failure, `ms_last_error_json()` gives
  *    the OpenAI error envelope `{"error": {"message", "type", "param", "code"}}` for the
@@ -113,8 +118,9 @@ typedef uint32_t ms_status;
 #endif // __cplusplus
 
 /**
- * A registry of model services: deploy, list, retrieve, scale and delete services, and run
- * chat completions against them by access name.
+ * A registry of model services: serves every operation (`ms_call`, `ms_call_stream`): deploy,
+ * list, retrieve, scale and delete services, and run chat completions against them by
+ * access name.
  *
  * Create with `ms_registry_new`, free with `ms_registry_free`. Thread-safe: one registry may
  * be used from many threads at once; free it once, after every other call on it returned.
@@ -122,7 +128,8 @@ typedef uint32_t ms_status;
 typedef struct ms_registry ms_registry;
 
 /**
- * The chunks of one streamed chat completion, from `ms_chat_completions_create_stream`.
+ * The chunks of one streamed operation (a chat completion), from `ms_call_stream` or
+ * `ms_chat_completions_create_stream`, each as the engine's JSON.
  *
  * Free with `ms_stream_free`; freeing it before the end cancels the generation (the engine
  * stops within one decode step and frees the slot). A stream may move between threads, but
@@ -133,6 +140,258 @@ typedef struct ms_stream ms_stream;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Serves any operation by name and returns its whole answer, blocking the calling thread
+ * until it is done. This is the one entry: every operation of `ms_operations` is reachable
+ * here, including ones added after this header was written.
+ *
+ * `op` is the operation's name, its OpenAI SDK resource path, e.g. `"chat.completions.create"`
+ * or `"services.deploy"` (`ms_operations` lists them all). `body_json` is the request
+ * as a JSON object (e.g. `{"access_name": "u-8105f7322477/test"}` for `services.retrieve`);
+ * NULL or `""` means no parameters (`{}`). Unknown fields are refused. A streamable operation
+ * is answered whole here whatever its `stream` field; `ms_call_stream` streams it.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*result_json_out` is the answer as JSON (e.g. a
+ * `chat.completion`, a service info, `{"object": "list", "data": [...]}`), owned by the
+ * caller: free it with `ms_string_free`. On failure it is set to NULL.
+ *
+ * Errors: `MS_STATUS_INVALID_REQUEST` (unknown operation, malformed JSON, an unknown field or
+ * a bad value: the envelope's `param` names the field), `MS_STATUS_NOT_FOUND`,
+ * `MS_STATUS_SERVICE_EXISTS`, `MS_STATUS_MODEL_LOAD_FAILED`,
+ * `MS_STATUS_CONTEXT_LENGTH_EXCEEDED`, `MS_STATUS_OVERLOADED`,
+ * `MS_STATUS_SERVICE_UNAVAILABLE`: each with its HTTP status (`ms_status_http_status`).
+ *
+ * # Safety
+ * `registry` is a live registry; `op` and `body_json` are NULL or NUL-terminated strings;
+ * `result_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_call(const ms_registry *registry,
+                  const char *op,
+                  const char *body_json,
+                  char **result_json_out);
+
+/**
+ * Starts a streamable operation (`"chat.completions.create"`) and returns the stream of its
+ * chunks (`chat.completion.chunk` JSON); read them with `ms_stream_next`. The request is
+ * parsed, validated and queued before this returns, so request errors come from here, not
+ * from the stream. The body's `stream` field may be left out: this entry always streams;
+ * `stream_options.include_usage` adds a final usage chunk.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*stream_out` is a new stream owned by the caller: free it
+ * with `ms_stream_free`, which cancels the generation if it is still running. On failure it
+ * is set to NULL.
+ *
+ * Errors: as `ms_call`; an operation that does not stream is `MS_STATUS_INVALID_REQUEST`
+ * with `param` `stream`.
+ *
+ * # Safety
+ * `registry` is a live registry; `op` and `body_json` are NULL or NUL-terminated strings;
+ * `stream_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_call_stream(const ms_registry *registry,
+                         const char *op,
+                         const char *body_json,
+                         ms_stream **stream_out);
+
+/**
+ * The names of every operation `ms_call` serves, as a JSON array of strings, e.g.
+ * `["chat.completions.create","models.list",...]`.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*names_json_out` is owned by the caller: free it with
+ * `ms_string_free`.
+ *
+ * # Safety
+ * `names_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_operations(char **names_json_out);
+
+/**
+ * Deploys a model as a service: loads the GGUF file and starts the service's instances.
+ * Blocks until the service is running (or failed to start).
+ *
+ * `spec_json` is a service spec, e.g.
+ * `{"name": "test", "access_name": "u-8105f7322477/test", "model": "/path/model.gguf"}`,
+ * with the optional fields `instances`, `slots`, `context_length`, `threads`, `gpu_layers`,
+ * `chat_template` and `queue_size`.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*info_json_out` (if `info_json_out` is not NULL) is the
+ * service's info as a JSON object, owned by the caller: free it with `ms_string_free`. On
+ * failure it is set to NULL.
+ *
+ * Errors: `MS_STATUS_INVALID_REQUEST` (malformed spec, or an unknown field: `param` names
+ * it), `MS_STATUS_SERVICE_EXISTS`, `MS_STATUS_MODEL_LOAD_FAILED`.
+ *
+ * A convenience, the same as
+ * `ms_call(registry, "services.deploy", spec_json, info_json_out)`.
+ *
+ * # Safety
+ * `registry` is a live registry; `spec_json` is NULL or a NUL-terminated string;
+ * `info_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_services_deploy(const ms_registry *registry,
+                             const char *spec_json,
+                             char **info_json_out);
+
+/**
+ * Lists the deployed services.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*list_json_out` is `{"object": "list", "data": [info, ...]}`
+ * (one service info per service, by access name), owned by the caller: free it with
+ * `ms_string_free`.
+ *
+ * A convenience, the same as
+ * `ms_call(registry, "services.list", NULL, list_json_out)`.
+ *
+ * # Safety
+ * `registry` is a live registry; `list_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_services_list(const ms_registry *registry, char **list_json_out);
+
+/**
+ * Retrieves one service's info by access name.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*info_json_out` is the service's info as a JSON object,
+ * owned by the caller: free it with `ms_string_free`.
+ *
+ * Errors: `MS_STATUS_NOT_FOUND`.
+ *
+ * A convenience, the same as
+ * `ms_call(registry, "services.retrieve", {"access_name": access_name}, ...)`.
+ *
+ * # Safety
+ * `registry` is a live registry; `access_name` is NULL or a NUL-terminated string;
+ * `info_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_services_retrieve(const ms_registry *registry,
+                               const char *access_name,
+                               char **info_json_out);
+
+/**
+ * Scales a service to `instances` instances (llama contexts sharing the loaded weights).
+ * Scaling down lets the removed instances finish their requests first; blocks until done.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*info_json_out` (if `info_json_out` is not NULL) is the
+ * service's new info, owned by the caller: free it with `ms_string_free`.
+ *
+ * Errors: `MS_STATUS_NOT_FOUND`, `MS_STATUS_INVALID_REQUEST` (e.g. 0 instances).
+ *
+ * A convenience, the same as
+ * `ms_call(registry, "services.scale", {"access_name", "instances"}, ...)`.
+ *
+ * # Safety
+ * `registry` is a live registry; `access_name` is NULL or a NUL-terminated string;
+ * `info_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_services_scale(const ms_registry *registry,
+                            const char *access_name,
+                            size_t instances,
+                            char **info_json_out);
+
+/**
+ * Deletes a service. `confirm` must equal the service's display `name` (as the product's
+ * delete dialog asks). New requests to it fail with `MS_STATUS_NOT_FOUND` at once; requests
+ * already queued or running finish before this returns.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*info_json_out` (if `info_json_out` is not NULL) is the
+ * deleted service's last info, owned by the caller: free it with `ms_string_free`.
+ *
+ * Errors: `MS_STATUS_NOT_FOUND`, `MS_STATUS_INVALID_REQUEST` (wrong confirmation; `param`
+ * is `confirm`).
+ *
+ * A convenience, the same as
+ * `ms_call(registry, "services.delete", {"access_name", "confirm"}, ...)`.
+ *
+ * # Safety
+ * `registry` is a live registry; `access_name` and `confirm` are NULL or NUL-terminated
+ * strings; `info_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_services_delete(const ms_registry *registry,
+                             const char *access_name,
+                             const char *confirm,
+                             char **info_json_out);
+
+/**
+ * Lists the running services as OpenAI models (`GET /v1/models`):
+ * `{"object": "list", "data": [{"id": access_name, "object": "model", ...}]}`.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*models_json_out` is owned by the caller: free it with
+ * `ms_string_free`.
+ *
+ * A convenience, the same as
+ * `ms_call(registry, "models.list", NULL, models_json_out)`.
+ *
+ * # Safety
+ * `registry` is a live registry; `models_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_models_list(const ms_registry *registry, char **models_json_out);
+
+/**
+ * Retrieves one model (`GET /v1/models/{model}`) by access name.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*model_json_out` is owned by the caller: free it with
+ * `ms_string_free`.
+ *
+ * Errors: `MS_STATUS_NOT_FOUND`.
+ *
+ * A convenience, the same as
+ * `ms_call(registry, "models.retrieve", {"model": model}, ...)`.
+ *
+ * # Safety
+ * `registry` is a live registry; `model` is NULL or a NUL-terminated string;
+ * `model_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_models_retrieve(const ms_registry *registry, const char *model, char **model_json_out);
+
+/**
+ * Runs a whole chat completion (`POST /v1/chat/completions`), blocking the calling thread
+ * until it is done.
+ *
+ * `request_json` is an OpenAI chat completion request, e.g.
+ * `{"model": "u-8105f7322477/test", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 32}`.
+ * Its `model` is the service's access name. `stream` is ignored: this function always
+ * returns the whole completion (use `ms_chat_completions_create_stream` for chunks).
+ *
+ * Ownership: on `MS_STATUS_OK`, `*response_json_out` is the `chat.completion` object as JSON,
+ * owned by the caller: free it with `ms_string_free`. On failure it is set to NULL.
+ *
+ * Errors: `MS_STATUS_INVALID_REQUEST` (malformed JSON or a bad value: the envelope's `param`
+ * names the field), `MS_STATUS_NOT_FOUND` (no such service), `MS_STATUS_CONTEXT_LENGTH_EXCEEDED`,
+ * `MS_STATUS_OVERLOADED`, `MS_STATUS_SERVICE_UNAVAILABLE`.
+ *
+ * A convenience, the same as
+ * `ms_call(registry, "chat.completions.create", request_json, response_json_out)`.
+ *
+ * # Safety
+ * `registry` is a live registry; `request_json` is NULL or a NUL-terminated string;
+ * `response_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_chat_completions_create(const ms_registry *registry,
+                                     const char *request_json,
+                                     char **response_json_out);
+
+/**
+ * Starts a streamed chat completion and returns its stream of `chat.completion.chunk`s; read
+ * them with `ms_stream_next`. The request is validated, rendered and queued before this
+ * returns, so request errors come from here, not from the stream. `stream` in the request is
+ * ignored (always streamed); `stream_options.include_usage` adds a final usage chunk.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*stream_out` is a new stream owned by the caller: free it
+ * with `ms_stream_free`, which cancels the generation if it is still running. On failure it
+ * is set to NULL.
+ *
+ * Errors: as `ms_chat_completions_create`.
+ *
+ * A convenience, the same as
+ * `ms_call_stream(registry, "chat.completions.create", request_json, stream_out)`.
+ *
+ * # Safety
+ * `registry` is a live registry; `request_json` is NULL or a NUL-terminated string;
+ * `stream_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_chat_completions_create_stream(const ms_registry *registry,
+                                            const char *request_json,
+                                            ms_stream **stream_out);
 
 /**
  * The OpenAI error envelope of the last failed call on the calling thread, e.g.
@@ -209,166 +468,6 @@ ms_status ms_registry_new(ms_registry **registry_out);
 void ms_registry_free(ms_registry *registry);
 
 /**
- * Deploys a model as a service: loads the GGUF file and starts the service's instances.
- * Blocks until the service is running (or failed to start).
- *
- * `spec_json` is a service spec, e.g.
- * `{"name": "test", "access_name": "u-8105f7322477/test", "model": "/path/model.gguf"}`,
- * with the optional fields `instances`, `slots`, `context_length`, `threads`, `gpu_layers`,
- * `chat_template` and `queue_size`.
- *
- * Ownership: on `MS_STATUS_OK`, `*info_json_out` (if `info_json_out` is not NULL) is the
- * service's info as a JSON object, owned by the caller: free it with `ms_string_free`. On
- * failure it is set to NULL.
- *
- * Errors: `MS_STATUS_INVALID_REQUEST` (malformed spec), `MS_STATUS_SERVICE_EXISTS`,
- * `MS_STATUS_MODEL_LOAD_FAILED`.
- *
- * # Safety
- * `registry` is a live registry; `spec_json` is NULL or a NUL-terminated string;
- * `info_json_out` is NULL or valid for writing one pointer.
- */
-ms_status ms_services_deploy(const ms_registry *registry,
-                             const char *spec_json,
-                             char **info_json_out);
-
-/**
- * Lists the deployed services.
- *
- * Ownership: on `MS_STATUS_OK`, `*list_json_out` is `{"object": "list", "data": [info, ...]}`
- * (one service info per service, by access name), owned by the caller: free it with
- * `ms_string_free`.
- *
- * # Safety
- * `registry` is a live registry; `list_json_out` is NULL or valid for writing one pointer.
- */
-ms_status ms_services_list(const ms_registry *registry, char **list_json_out);
-
-/**
- * Retrieves one service's info by access name.
- *
- * Ownership: on `MS_STATUS_OK`, `*info_json_out` is the service's info as a JSON object,
- * owned by the caller: free it with `ms_string_free`.
- *
- * Errors: `MS_STATUS_NOT_FOUND`.
- *
- * # Safety
- * `registry` is a live registry; `access_name` is NULL or a NUL-terminated string;
- * `info_json_out` is NULL or valid for writing one pointer.
- */
-ms_status ms_services_retrieve(const ms_registry *registry,
-                               const char *access_name,
-                               char **info_json_out);
-
-/**
- * Scales a service to `instances` instances (llama contexts sharing the loaded weights).
- * Scaling down lets the removed instances finish their requests first; blocks until done.
- *
- * Ownership: on `MS_STATUS_OK`, `*info_json_out` (if `info_json_out` is not NULL) is the
- * service's new info, owned by the caller: free it with `ms_string_free`.
- *
- * Errors: `MS_STATUS_NOT_FOUND`, `MS_STATUS_INVALID_REQUEST` (e.g. 0 instances).
- *
- * # Safety
- * `registry` is a live registry; `access_name` is NULL or a NUL-terminated string;
- * `info_json_out` is NULL or valid for writing one pointer.
- */
-ms_status ms_services_scale(const ms_registry *registry,
-                            const char *access_name,
-                            size_t instances,
-                            char **info_json_out);
-
-/**
- * Deletes a service. `confirm` must equal the service's display `name` (as the product's
- * delete dialog asks). New requests to it fail with `MS_STATUS_NOT_FOUND` at once; requests
- * already queued or running finish before this returns.
- *
- * Ownership: on `MS_STATUS_OK`, `*info_json_out` (if `info_json_out` is not NULL) is the
- * deleted service's last info, owned by the caller: free it with `ms_string_free`.
- *
- * Errors: `MS_STATUS_NOT_FOUND`, `MS_STATUS_INVALID_REQUEST` (wrong confirmation; `param`
- * is `confirm`).
- *
- * # Safety
- * `registry` is a live registry; `access_name` and `confirm` are NULL or NUL-terminated
- * strings; `info_json_out` is NULL or valid for writing one pointer.
- */
-ms_status ms_services_delete(const ms_registry *registry,
-                             const char *access_name,
-                             const char *confirm,
-                             char **info_json_out);
-
-/**
- * Lists the running services as OpenAI models (`GET /v1/models`):
- * `{"object": "list", "data": [{"id": access_name, "object": "model", ...}]}`.
- *
- * Ownership: on `MS_STATUS_OK`, `*models_json_out` is owned by the caller: free it with
- * `ms_string_free`.
- *
- * # Safety
- * `registry` is a live registry; `models_json_out` is NULL or valid for writing one pointer.
- */
-ms_status ms_models_list(const ms_registry *registry, char **models_json_out);
-
-/**
- * Retrieves one model (`GET /v1/models/{model}`) by access name.
- *
- * Ownership: on `MS_STATUS_OK`, `*model_json_out` is owned by the caller: free it with
- * `ms_string_free`.
- *
- * Errors: `MS_STATUS_NOT_FOUND`.
- *
- * # Safety
- * `registry` is a live registry; `model` is NULL or a NUL-terminated string;
- * `model_json_out` is NULL or valid for writing one pointer.
- */
-ms_status ms_models_retrieve(const ms_registry *registry, const char *model, char **model_json_out);
-
-/**
- * Runs a whole chat completion (`POST /v1/chat/completions`), blocking the calling thread
- * until it is done.
- *
- * `request_json` is an OpenAI chat completion request, e.g.
- * `{"model": "u-8105f7322477/test", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 32}`.
- * Its `model` is the service's access name. `stream` is ignored: this function always
- * returns the whole completion (use `ms_chat_completions_create_stream` for chunks).
- *
- * Ownership: on `MS_STATUS_OK`, `*response_json_out` is the `chat.completion` object as JSON,
- * owned by the caller: free it with `ms_string_free`. On failure it is set to NULL.
- *
- * Errors: `MS_STATUS_INVALID_REQUEST` (malformed JSON or a bad value: the envelope's `param`
- * names the field), `MS_STATUS_NOT_FOUND` (no such service), `MS_STATUS_CONTEXT_LENGTH_EXCEEDED`,
- * `MS_STATUS_OVERLOADED`, `MS_STATUS_SERVICE_UNAVAILABLE`.
- *
- * # Safety
- * `registry` is a live registry; `request_json` is NULL or a NUL-terminated string;
- * `response_json_out` is NULL or valid for writing one pointer.
- */
-ms_status ms_chat_completions_create(const ms_registry *registry,
-                                     const char *request_json,
-                                     char **response_json_out);
-
-/**
- * Starts a streamed chat completion and returns its stream of `chat.completion.chunk`s; read
- * them with `ms_stream_next`. The request is validated, rendered and queued before this
- * returns, so request errors come from here, not from the stream. `stream` in the request is
- * ignored (always streamed); `stream_options.include_usage` adds a final usage chunk.
- *
- * Ownership: on `MS_STATUS_OK`, `*stream_out` is a new stream owned by the caller: free it
- * with `ms_stream_free`, which cancels the generation if it is still running. On failure it
- * is set to NULL.
- *
- * Errors: as `ms_chat_completions_create`.
- *
- * # Safety
- * `registry` is a live registry; `request_json` is NULL or a NUL-terminated string;
- * `stream_out` is NULL or valid for writing one pointer.
- */
-ms_status ms_chat_completions_create_stream(const ms_registry *registry,
-                                            const char *request_json,
-                                            ms_stream **stream_out);
-
-/**
  * Waits for the next chunk of the stream.
  *
  * Returns `MS_STATUS_OK` with `*chunk_json_out` set to the next `chat.completion.chunk` as
@@ -406,8 +505,8 @@ ms_status ms_stream_next_timeout(ms_stream *stream, uint64_t timeout_ms, char **
  * stops it within one decode step. NULL is allowed and does nothing.
  *
  * # Safety
- * `stream` is NULL or a stream from `ms_chat_completions_create_stream` that has not been
- * freed yet, and no other call is using it.
+ * `stream` is NULL or a stream from `ms_call_stream` or `ms_chat_completions_create_stream`
+ * that has not been freed yet, and no other call is using it.
  */
 void ms_stream_free(ms_stream *stream);
 

@@ -162,7 +162,7 @@ fn concurrent_requests_batch_and_match_sequential_results() {
         .iter()
         .map(|p| content(&registry.chat_blocking(greedy("chat/batch", p, 32)).unwrap()).to_owned())
         .collect();
-    let before = registry.get("chat/batch").unwrap().stats;
+    let before = registry.retrieve("chat/batch").unwrap().stats;
 
     let together: Vec<_> = prompts
         .iter()
@@ -195,7 +195,7 @@ fn concurrent_requests_batch_and_match_sequential_results() {
         latest_start < earliest_end,
         "the four requests did not run at the same time"
     );
-    let after = registry.get("chat/batch").unwrap().stats;
+    let after = registry.retrieve("chat/batch").unwrap().stats;
     assert_eq!(after.peak_batch_sequences, 4);
     let generated: u64 = results.iter().map(|r| u64::from(r.3)).sum();
     let steps = after.decode_steps - before.decode_steps;
@@ -226,7 +226,11 @@ fn dropping_a_stream_frees_its_slot() {
         .chat_blocking(greedy("chat/cancel", "Say ok.", 4))
         .unwrap();
     assert!(!content(&next).is_empty());
-    let used = registry.get("chat/cancel").unwrap().usage.completion_tokens;
+    let used = registry
+        .retrieve("chat/cancel")
+        .unwrap()
+        .usage
+        .completion_tokens;
     assert!(
         used < 100,
         "{used} tokens generated: the dropped stream kept running"
@@ -248,13 +252,13 @@ fn a_shared_prompt_prefix_is_reused() {
     };
     let first = ask("What is ice?");
     let reused_before = registry
-        .get("chat/prefix")
+        .retrieve("chat/prefix")
         .unwrap()
         .stats
         .prompt_tokens_reused;
     ask("What is fire?");
     let reused = registry
-        .get("chat/prefix")
+        .retrieve("chat/prefix")
         .unwrap()
         .stats
         .prompt_tokens_reused

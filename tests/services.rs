@@ -38,14 +38,19 @@ fn deploy_list_get_on_both_models() {
         gemma.base_model.quantization
     );
 
-    let listed: Vec<String> = registry.list().into_iter().map(|s| s.access_name).collect();
+    let listed: Vec<String> = registry
+        .list()
+        .data
+        .into_iter()
+        .map(|s| s.access_name)
+        .collect();
     assert_eq!(listed, ["u-8105f7322477/gemma", "u-8105f7322477/test"]);
-    let got = registry.get("u-8105f7322477/test").unwrap();
+    let got = registry.retrieve("u-8105f7322477/test").unwrap();
     assert_eq!(got.id, smol.id, "the service ID is stable");
     let models: Vec<String> = registry.models().data.into_iter().map(|m| m.id).collect();
     assert_eq!(models, listed);
     assert!(matches!(
-        registry.get("nope"),
+        registry.retrieve("nope"),
         Err(Error::ModelNotFound { .. })
     ));
 }
@@ -77,7 +82,7 @@ fn refused_deploys_leave_the_registry_serving() {
         assert!(err.to_string().contains(reason), "{path:?}: {err}");
         assert_eq!(err.param(), Some("model"));
         assert!(matches!(
-            registry.get("svc/bad"),
+            registry.retrieve("svc/bad"),
             Err(Error::ModelNotFound { .. })
         ));
     }
@@ -88,7 +93,7 @@ fn refused_deploys_leave_the_registry_serving() {
     let bad_name = registry.deploy(spec("bad name", smollm2())).unwrap_err();
     assert_eq!(bad_name.param(), Some("access_name"));
 
-    assert_eq!(registry.list().len(), 1);
+    assert_eq!(registry.list().data.len(), 1);
     let answer = registry
         .chat_blocking(greedy("svc/ok", "Say hi.", 8))
         .unwrap();
@@ -152,7 +157,7 @@ fn delete_confirms_drains_then_forgets() {
     let wrong = registry.delete("svc/delete", "not-the-name").unwrap_err();
     assert_eq!(wrong.param(), Some("confirm"));
     assert!(
-        registry.get("svc/delete").is_ok(),
+        registry.retrieve("svc/delete").is_ok(),
         "a refused delete keeps the service"
     );
 

@@ -82,16 +82,21 @@ impl<T> Out<T> {
 }
 
 impl Out<c_char> {
-    /// Serializes `value` to JSON and hands the caller an owned string (if it asked for one).
-    pub(crate) fn put_json<V: Serialize>(self, value: &V) -> Result<(), FfiError> {
+    /// Hands the caller an owned copy of `text` (if it asked for one).
+    pub(crate) fn put_string(self, text: String) -> Result<(), FfiError> {
         if self.0.is_null() {
             return Ok(());
         }
-        let json = serde_json::to_string(value).map_err(engine::Error::internal)?;
-        // serde_json escapes control characters, so the JSON has no interior NUL.
-        let json = CString::new(json).map_err(engine::Error::internal)?;
-        self.put(json.into_raw());
+        // The engine's JSON comes from serde_json, which escapes control characters: no NUL.
+        let text = CString::new(text).map_err(engine::Error::internal)?;
+        self.put(text.into_raw());
         Ok(())
+    }
+
+    /// Serializes `value` to JSON and hands the caller an owned string (if it asked for one).
+    pub(crate) fn put_json<V: Serialize>(self, value: &V) -> Result<(), FfiError> {
+        let json = serde_json::to_string(value).map_err(engine::Error::internal)?;
+        self.put_string(json)
     }
 }
 
@@ -116,7 +121,7 @@ impl<T> Out<T> {
 pub unsafe extern "C" fn ms_string_free(s: *mut c_char) {
     ffi_panic_boundary! {
         if !s.is_null() {
-            // SAFETY: the string came from `CString::into_raw` in `put_json`, as the caller vouches.
+            // SAFETY: the string came from `CString::into_raw` in `put_string`, as the caller vouches.
             drop(unsafe { CString::from_raw(s) });
         }
     }

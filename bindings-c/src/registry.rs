@@ -1,17 +1,17 @@
-//! `ms_registry`: the services of a process, their management, and chat completions.
+//! `ms_registry`: the handle on the engine's registry, the services of a process.
 
-use std::ffi::c_char;
 use std::sync::Arc;
 
-use engine::{ChatCompletionRequest, Registry, ServiceList, ServiceSpec};
+use engine::Registry;
 
-use crate::error::{ms_status, FfiError};
-use crate::ffi::{arg_ref, arg_str, Out};
+use crate::call::Status;
+use crate::error::ms_status;
+use crate::ffi::Out;
 use crate::panic::ffi_panic_boundary;
-use crate::stream::ms_stream;
 
-/// A registry of model services: deploy, list, retrieve, scale and delete services, and run
-/// chat completions against them by access name.
+/// A registry of model services: serves every operation (`ms_call`, `ms_call_stream`): deploy,
+/// list, retrieve, scale and delete services, and run chat completions against them by
+/// access name.
 ///
 /// Create with `ms_registry_new`, free with `ms_registry_free`. Thread-safe: one registry may
 /// be used from many threads at once; free it once, after every other call on it returned.
@@ -22,7 +22,12 @@ pub struct ms_registry {
     inner: Arc<Registry>,
 }
 
-type Status = Result<ms_status, FfiError>;
+impl ms_registry {
+    /// The engine's registry, whose one entry (`call_blocking` / `stream`) serves every call.
+    pub(crate) fn engine(&self) -> &Arc<Registry> {
+        &self.inner
+    }
+}
 
 /// Creates an empty registry.
 ///
@@ -55,261 +60,5 @@ pub unsafe extern "C" fn ms_registry_free(registry: *mut ms_registry) {
             // SAFETY: the pointer came from `Box::into_raw` in `ms_registry_new`.
             drop(unsafe { Box::from_raw(registry) });
         }
-    }
-}
-
-/// Deploys a model as a service: loads the GGUF file and starts the service's instances.
-/// Blocks until the service is running (or failed to start).
-///
-/// `spec_json` is a service spec, e.g.
-/// `{"name": "test", "access_name": "u-8105f7322477/test", "model": "/path/model.gguf"}`,
-/// with the optional fields `instances`, `slots`, `context_length`, `threads`, `gpu_layers`,
-/// `chat_template` and `queue_size`.
-///
-/// Ownership: on `MS_STATUS_OK`, `*info_json_out` (if `info_json_out` is not NULL) is the
-/// service's info as a JSON object, owned by the caller: free it with `ms_string_free`. On
-/// failure it is set to NULL.
-///
-/// Errors: `MS_STATUS_INVALID_REQUEST` (malformed spec), `MS_STATUS_SERVICE_EXISTS`,
-/// `MS_STATUS_MODEL_LOAD_FAILED`.
-///
-/// # Safety
-/// `registry` is a live registry; `spec_json` is NULL or a NUL-terminated string;
-/// `info_json_out` is NULL or valid for writing one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn ms_services_deploy(
-    registry: *const ms_registry,
-    spec_json: *const c_char,
-    info_json_out: *mut *mut c_char,
-) -> ms_status {
-    ffi_panic_boundary! {
-        // SAFETY (all three): the caller vouches for the pointers.
-        let out = unsafe { Out::optional(info_json_out) };
-        let registry = unsafe { arg_ref(registry, "registry") }?;
-        let spec_json = unsafe { arg_str(spec_json, "spec_json") }?;
-        let spec = ServiceSpec::from_json(spec_json)?;
-        out.put_json(&registry.inner.deploy(spec)?)?;
-        Ok(ms_status::Ok) as Status
-    }
-}
-
-/// Lists the deployed services.
-///
-/// Ownership: on `MS_STATUS_OK`, `*list_json_out` is `{"object": "list", "data": [info, ...]}`
-/// (one service info per service, by access name), owned by the caller: free it with
-/// `ms_string_free`.
-///
-/// # Safety
-/// `registry` is a live registry; `list_json_out` is NULL or valid for writing one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn ms_services_list(
-    registry: *const ms_registry,
-    list_json_out: *mut *mut c_char,
-) -> ms_status {
-    ffi_panic_boundary! {
-        // SAFETY: the caller vouches for the pointers.
-        let out = unsafe { Out::new(list_json_out, "list_json_out") }?;
-        let registry = unsafe { arg_ref(registry, "registry") }?;
-        out.put_json(&ServiceList::new(registry.inner.list()))?;
-        Ok(ms_status::Ok) as Status
-    }
-}
-
-/// Retrieves one service's info by access name.
-///
-/// Ownership: on `MS_STATUS_OK`, `*info_json_out` is the service's info as a JSON object,
-/// owned by the caller: free it with `ms_string_free`.
-///
-/// Errors: `MS_STATUS_NOT_FOUND`.
-///
-/// # Safety
-/// `registry` is a live registry; `access_name` is NULL or a NUL-terminated string;
-/// `info_json_out` is NULL or valid for writing one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn ms_services_retrieve(
-    registry: *const ms_registry,
-    access_name: *const c_char,
-    info_json_out: *mut *mut c_char,
-) -> ms_status {
-    ffi_panic_boundary! {
-        // SAFETY: the caller vouches for the pointers.
-        let out = unsafe { Out::new(info_json_out, "info_json_out") }?;
-        let registry = unsafe { arg_ref(registry, "registry") }?;
-        let access_name = unsafe { arg_str(access_name, "access_name") }?;
-        out.put_json(&registry.inner.get(access_name)?)?;
-        Ok(ms_status::Ok) as Status
-    }
-}
-
-/// Scales a service to `instances` instances (llama contexts sharing the loaded weights).
-/// Scaling down lets the removed instances finish their requests first; blocks until done.
-///
-/// Ownership: on `MS_STATUS_OK`, `*info_json_out` (if `info_json_out` is not NULL) is the
-/// service's new info, owned by the caller: free it with `ms_string_free`.
-///
-/// Errors: `MS_STATUS_NOT_FOUND`, `MS_STATUS_INVALID_REQUEST` (e.g. 0 instances).
-///
-/// # Safety
-/// `registry` is a live registry; `access_name` is NULL or a NUL-terminated string;
-/// `info_json_out` is NULL or valid for writing one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn ms_services_scale(
-    registry: *const ms_registry,
-    access_name: *const c_char,
-    instances: usize,
-    info_json_out: *mut *mut c_char,
-) -> ms_status {
-    ffi_panic_boundary! {
-        // SAFETY: the caller vouches for the pointers.
-        let out = unsafe { Out::optional(info_json_out) };
-        let registry = unsafe { arg_ref(registry, "registry") }?;
-        let access_name = unsafe { arg_str(access_name, "access_name") }?;
-        out.put_json(&registry.inner.scale(access_name, instances)?)?;
-        Ok(ms_status::Ok) as Status
-    }
-}
-
-/// Deletes a service. `confirm` must equal the service's display `name` (as the product's
-/// delete dialog asks). New requests to it fail with `MS_STATUS_NOT_FOUND` at once; requests
-/// already queued or running finish before this returns.
-///
-/// Ownership: on `MS_STATUS_OK`, `*info_json_out` (if `info_json_out` is not NULL) is the
-/// deleted service's last info, owned by the caller: free it with `ms_string_free`.
-///
-/// Errors: `MS_STATUS_NOT_FOUND`, `MS_STATUS_INVALID_REQUEST` (wrong confirmation; `param`
-/// is `confirm`).
-///
-/// # Safety
-/// `registry` is a live registry; `access_name` and `confirm` are NULL or NUL-terminated
-/// strings; `info_json_out` is NULL or valid for writing one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn ms_services_delete(
-    registry: *const ms_registry,
-    access_name: *const c_char,
-    confirm: *const c_char,
-    info_json_out: *mut *mut c_char,
-) -> ms_status {
-    ffi_panic_boundary! {
-        // SAFETY: the caller vouches for the pointers.
-        let out = unsafe { Out::optional(info_json_out) };
-        let registry = unsafe { arg_ref(registry, "registry") }?;
-        let access_name = unsafe { arg_str(access_name, "access_name") }?;
-        let confirm = unsafe { arg_str(confirm, "confirm") }?;
-        out.put_json(&registry.inner.delete(access_name, confirm)?)?;
-        Ok(ms_status::Ok) as Status
-    }
-}
-
-/// Lists the running services as OpenAI models (`GET /v1/models`):
-/// `{"object": "list", "data": [{"id": access_name, "object": "model", ...}]}`.
-///
-/// Ownership: on `MS_STATUS_OK`, `*models_json_out` is owned by the caller: free it with
-/// `ms_string_free`.
-///
-/// # Safety
-/// `registry` is a live registry; `models_json_out` is NULL or valid for writing one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn ms_models_list(
-    registry: *const ms_registry,
-    models_json_out: *mut *mut c_char,
-) -> ms_status {
-    ffi_panic_boundary! {
-        // SAFETY: the caller vouches for the pointers.
-        let out = unsafe { Out::new(models_json_out, "models_json_out") }?;
-        let registry = unsafe { arg_ref(registry, "registry") }?;
-        out.put_json(&registry.inner.models())?;
-        Ok(ms_status::Ok) as Status
-    }
-}
-
-/// Retrieves one model (`GET /v1/models/{model}`) by access name.
-///
-/// Ownership: on `MS_STATUS_OK`, `*model_json_out` is owned by the caller: free it with
-/// `ms_string_free`.
-///
-/// Errors: `MS_STATUS_NOT_FOUND`.
-///
-/// # Safety
-/// `registry` is a live registry; `model` is NULL or a NUL-terminated string;
-/// `model_json_out` is NULL or valid for writing one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn ms_models_retrieve(
-    registry: *const ms_registry,
-    model: *const c_char,
-    model_json_out: *mut *mut c_char,
-) -> ms_status {
-    ffi_panic_boundary! {
-        // SAFETY: the caller vouches for the pointers.
-        let out = unsafe { Out::new(model_json_out, "model_json_out") }?;
-        let registry = unsafe { arg_ref(registry, "registry") }?;
-        let model = unsafe { arg_str(model, "model") }?;
-        out.put_json(&registry.inner.model(model)?)?;
-        Ok(ms_status::Ok) as Status
-    }
-}
-
-/// Runs a whole chat completion (`POST /v1/chat/completions`), blocking the calling thread
-/// until it is done.
-///
-/// `request_json` is an OpenAI chat completion request, e.g.
-/// `{"model": "u-8105f7322477/test", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 32}`.
-/// Its `model` is the service's access name. `stream` is ignored: this function always
-/// returns the whole completion (use `ms_chat_completions_create_stream` for chunks).
-///
-/// Ownership: on `MS_STATUS_OK`, `*response_json_out` is the `chat.completion` object as JSON,
-/// owned by the caller: free it with `ms_string_free`. On failure it is set to NULL.
-///
-/// Errors: `MS_STATUS_INVALID_REQUEST` (malformed JSON or a bad value: the envelope's `param`
-/// names the field), `MS_STATUS_NOT_FOUND` (no such service), `MS_STATUS_CONTEXT_LENGTH_EXCEEDED`,
-/// `MS_STATUS_OVERLOADED`, `MS_STATUS_SERVICE_UNAVAILABLE`.
-///
-/// # Safety
-/// `registry` is a live registry; `request_json` is NULL or a NUL-terminated string;
-/// `response_json_out` is NULL or valid for writing one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn ms_chat_completions_create(
-    registry: *const ms_registry,
-    request_json: *const c_char,
-    response_json_out: *mut *mut c_char,
-) -> ms_status {
-    ffi_panic_boundary! {
-        // SAFETY: the caller vouches for the pointers.
-        let out = unsafe { Out::new(response_json_out, "response_json_out") }?;
-        let registry = unsafe { arg_ref(registry, "registry") }?;
-        let request_json = unsafe { arg_str(request_json, "request_json") }?;
-        let request = ChatCompletionRequest::from_json(request_json)?;
-        out.put_json(&registry.inner.chat_blocking(request)?)?;
-        Ok(ms_status::Ok) as Status
-    }
-}
-
-/// Starts a streamed chat completion and returns its stream of `chat.completion.chunk`s; read
-/// them with `ms_stream_next`. The request is validated, rendered and queued before this
-/// returns, so request errors come from here, not from the stream. `stream` in the request is
-/// ignored (always streamed); `stream_options.include_usage` adds a final usage chunk.
-///
-/// Ownership: on `MS_STATUS_OK`, `*stream_out` is a new stream owned by the caller: free it
-/// with `ms_stream_free`, which cancels the generation if it is still running. On failure it
-/// is set to NULL.
-///
-/// Errors: as `ms_chat_completions_create`.
-///
-/// # Safety
-/// `registry` is a live registry; `request_json` is NULL or a NUL-terminated string;
-/// `stream_out` is NULL or valid for writing one pointer.
-#[no_mangle]
-pub unsafe extern "C" fn ms_chat_completions_create_stream(
-    registry: *const ms_registry,
-    request_json: *const c_char,
-    stream_out: *mut *mut ms_stream,
-) -> ms_status {
-    ffi_panic_boundary! {
-        // SAFETY: the caller vouches for the pointers.
-        let out = unsafe { Out::new(stream_out, "stream_out") }?;
-        let registry = unsafe { arg_ref(registry, "registry") }?;
-        let request_json = unsafe { arg_str(request_json, "request_json") }?;
-        let request = ChatCompletionRequest::from_json(request_json)?;
-        out.put_box(ms_stream::new(registry.inner.chat_stream(request)?));
-        Ok(ms_status::Ok) as Status
     }
 }

@@ -1,39 +1,37 @@
-//! `ms_stream`: a streamed chat completion, read chunk by chunk (a pull API).
+//! `ms_stream`: the chunks of a streamed operation, read one by one (a pull API).
 
 use std::ffi::c_char;
 use std::task::Poll;
 use std::time::Duration;
 
-use engine::{ChatCompletionChunk, ChatCompletionStream};
+use engine::ResponseStream;
 
 use crate::error::{ms_status, FfiError};
 use crate::ffi::{arg_mut, Out};
 use crate::panic::ffi_panic_boundary;
 
-/// The chunks of one streamed chat completion, from `ms_chat_completions_create_stream`.
+/// The chunks of one streamed operation (a chat completion), from `ms_call_stream` or
+/// `ms_chat_completions_create_stream`, each as the engine's JSON.
 ///
 /// Free with `ms_stream_free`; freeing it before the end cancels the generation (the engine
 /// stops within one decode step and frees the slot). A stream may move between threads, but
 /// only one thread may use it at a time. It stays valid after its registry is freed.
 #[allow(non_camel_case_types)]
 pub struct ms_stream {
-    inner: ChatCompletionStream,
+    inner: ResponseStream,
 }
 
 impl ms_stream {
-    pub(crate) fn new(inner: ChatCompletionStream) -> Self {
+    pub(crate) fn new(inner: ResponseStream) -> Self {
         ms_stream { inner }
     }
 }
 
 /// One step of a stream, whichever way it was polled.
-fn deliver(
-    next: Option<engine::Result<ChatCompletionChunk>>,
-    out: Out<c_char>,
-) -> Result<ms_status, FfiError> {
+fn deliver(next: Option<engine::Result<String>>, out: Out<c_char>) -> Result<ms_status, FfiError> {
     match next {
         Some(chunk) => {
-            out.put_json(&chunk?)?;
+            out.put_string(chunk?)?;
             Ok(ms_status::Ok)
         }
         None => Ok(ms_status::EndOfStream),
@@ -99,8 +97,8 @@ pub unsafe extern "C" fn ms_stream_next_timeout(
 /// stops it within one decode step. NULL is allowed and does nothing.
 ///
 /// # Safety
-/// `stream` is NULL or a stream from `ms_chat_completions_create_stream` that has not been
-/// freed yet, and no other call is using it.
+/// `stream` is NULL or a stream from `ms_call_stream` or `ms_chat_completions_create_stream`
+/// that has not been freed yet, and no other call is using it.
 #[no_mangle]
 pub unsafe extern "C" fn ms_stream_free(stream: *mut ms_stream) {
     ffi_panic_boundary! {

@@ -1,9 +1,13 @@
 /*
- * Tests of the C ABI against the real SmolLM2 model: null arguments, invalid UTF-8, malformed
- * JSON, an unknown model, early-freed streams, service management and a normal completion.
+ * Tests of the C ABI against the real SmolLM2 model: the one entry (`ms_call`, `ms_call_stream`,
+ * `ms_operations`) with the corpus of bad requests and every operation, then the typed
+ * functions: null arguments, invalid UTF-8, malformed JSON, an unknown model, early-freed
+ * streams, service management and a normal completion.
  * Built against include/modelservice.h and the static library; run natively and under valgrind.
  *
- *   abi MODEL.gguf
+ *   abi MODEL.gguf CORPUS.tsv [--quick]
+ *
+ * CORPUS.tsv is tests/corpus/bad_requests.json as lines (tests/corpus_tsv.py writes it).
  *
  * Generations are kept tiny (max_tokens 4, context 256) so the valgrind run stays short.
  */
@@ -463,6 +467,235 @@ static void test_delete(ms_registry *registry, long tokens_before_early_free) {
     ms_string_free(out);
 }
 
+/* ---- The one entry: ms_call, ms_call_stream, ms_operations ---- */
+
+static void test_call_boundary(ms_registry *registry) {
+    char *out = SENTINEL;
+    ms_stream *stream = SENTINEL;
+
+    CHECK_STATUS(ms_operations(NULL), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "names_json_out");
+    CHECK_STATUS(ms_call(NULL, "models.list", NULL, &out), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "registry");
+    CHECK(out == NULL);
+    CHECK_STATUS(ms_call(registry, NULL, "{}", &out), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "op");
+    CHECK_STATUS(ms_call(registry, "models.list", "{}", NULL), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "result_json_out");
+    CHECK_STATUS(ms_call_stream(registry, NULL, "{}", &stream), MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "op");
+    CHECK(stream == NULL);
+    CHECK_STATUS(ms_call_stream(registry, "chat.completions.create", "{}", NULL),
+                 MS_STATUS_NULL_ARGUMENT);
+    check_error("null_argument", "stream_out");
+
+    CHECK_STATUS(ms_call(registry, "models.\xff", "{}", &out), MS_STATUS_INVALID_UTF8);
+    check_error("invalid_utf8", "op");
+    CHECK_STATUS(ms_call(registry, "models.list", "{\"a\":\"\xc3\x28\"}", &out), MS_STATUS_INVALID_UTF8);
+    check_error("invalid_utf8", "body_json");
+    CHECK_STATUS(ms_call_stream(registry, "chat.completions.create", "\x80", &stream),
+                 MS_STATUS_INVALID_UTF8);
+    check_error("invalid_utf8", "body_json");
+
+    /* An unknown operation is a 400 that lists the known ones. */
+    CHECK_STATUS(ms_call(registry, "chat.complete", "{}", &out), MS_STATUS_INVALID_REQUEST);
+    CHECK(contains(ms_last_error_message(), "chat.completions.create"));
+    CHECK(out == NULL);
+    CHECK_STATUS(ms_call_stream(registry, "chat.complete", "{}", &stream), MS_STATUS_INVALID_REQUEST);
+    CHECK(stream == NULL);
+    /* An operation that does not stream is refused by the streaming entry, naming `stream`. */
+    CHECK_STATUS(ms_call_stream(registry, "services.list", NULL, &stream), MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", "stream");
+    CHECK(stream == NULL);
+
+    /* NULL and "" are "no parameters"; an unknown parameter is refused by name. */
+    CHECK_STATUS(ms_call(registry, "services.list", NULL, &out), MS_STATUS_OK);
+    CHECK(ms_last_error_json() == NULL);
+    CHECK(contains(out, "{\"object\":\"list\",\"data\":[]}"));
+    ms_string_free(out);
+    CHECK_STATUS(ms_call(registry, "models.list", "", &out), MS_STATUS_OK);
+    CHECK(contains(out, "{\"object\":\"list\",\"data\":[]}"));
+    ms_string_free(out);
+    CHECK_STATUS(ms_call(registry, "services.list", "{\"limit\":3}", &out), MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", "limit");
+}
+
+/* One tab-separated field of `line`, cut off in place; `*rest` moves past it. */
+static const char *next_field(char **rest) {
+    char *start = *rest;
+    if (!start) return "";
+    char *tab = strchr(start, '\t');
+    if (tab) {
+        *tab = '\0';
+        *rest = tab + 1;
+    } else {
+        start[strcspn(start, "\n")] = '\0';
+        *rest = NULL;
+    }
+    return start;
+}
+
+/* Each bad request of the corpus through ms_call: the status's HTTP status and the envelope's
+ * type, code and param are the ones the corpus names. Returns the number of cases. */
+static int run_corpus(ms_registry *registry, FILE *corpus) {
+    char *line = NULL;
+    size_t cap = 0;
+    int cases = 0;
+    while (getline(&line, &cap, corpus) > 0) {
+        char *rest = line;
+        const char *name = next_field(&rest), *op = next_field(&rest), *body = next_field(&rest);
+        int http = atoi(next_field(&rest));
+        const char *type = next_field(&rest), *code = next_field(&rest);
+        const char *param = next_field(&rest);
+        char *out = SENTINEL, want[256];
+        int before = failures;
+
+        ms_status status = ms_call(registry, op, body, &out);
+        CHECK(status != MS_STATUS_OK);
+        CHECK(out == NULL);
+        CHECK(ms_status_http_status(status) == http);
+        const char *json = ms_last_error_json();
+        snprintf(want, sizeof want, "\"type\":\"%s\"", type);
+        CHECK(contains(json, want));
+        snprintf(want, sizeof want, "\"code\":\"%s\"", code);
+        CHECK(contains(json, want));
+        if (strcmp(param, "-") == 0) snprintf(want, sizeof want, "\"param\":null");
+        else snprintf(want, sizeof want, "\"param\":\"%s\"", param);
+        CHECK(contains(json, want));
+        if (failures != before)
+            fprintf(stderr, "  corpus case \"%s\" (%s): want %d %s %s %s; got %s: %s\n", name, op,
+                    http, type, code, param, ms_status_name(status), json ? json : "(none)");
+        cases++;
+    }
+    free(line);
+    return cases;
+}
+
+/* The body each operation is called with in the parity check, on the corpus's service;
+ * `answer` is a piece of the JSON it must answer with. Deploy comes first (with the corpus's
+ * spec, body NULL here), delete last. */
+#define CORPUS_CHAT                                                                       \
+    "{\"model\":\"corpus/smol\"," MESSAGES("Say hi.") ",\"max_tokens\":2,\"temperature\":0}"
+static const struct {
+    const char *op;
+    int phase; /* 0: first, 1: then, 2: last */
+    const char *body;
+    const char *answer;
+} OPERATION_BODIES[] = {
+    {"services.deploy", 0, NULL, "\"access_name\":\"corpus/smol\""},
+    {"chat.completions.create", 1, CORPUS_CHAT, "\"object\":\"chat.completion\""},
+    {"models.list", 1, NULL, "\"id\":\"corpus/smol\",\"object\":\"model\""},
+    {"models.retrieve", 1, "{\"model\":\"corpus/smol\"}", "\"object\":\"model\""},
+    {"services.list", 1, "", "\"access_name\":\"corpus/smol\""},
+    {"embeddings.create", 1, "{\"model\":\"corpus/minilm\",\"input\":\"hi\"}", "\"object\":\"embedding\""},
+    {"services.retrieve", 1, "{\"access_name\":\"corpus/smol\"}", "\"status\":\"running\""},
+    {"services.scale", 1, "{\"access_name\":\"corpus/smol\",\"instances\":1}", "\"instances\":1"},
+    {"services.delete", 2, "{\"access_name\":\"corpus/smol\",\"confirm\":\"corpus\"}",
+     "\"access_name\":\"corpus/smol\""},
+};
+#define OPERATION_COUNT (sizeof OPERATION_BODIES / sizeof OPERATION_BODIES[0])
+
+/* Reads the operation names of `ms_operations` (a JSON array of plain strings) into `names`. */
+static size_t operation_names(char names[][64], size_t max) {
+    char *json = NULL;
+    size_t count = 0;
+    CHECK_STATUS(ms_operations(&json), MS_STATUS_OK);
+    CHECK(json != NULL && json[0] == '[');
+    for (const char *p = json ? strchr(json, '"') : NULL; p && count < max; p = strchr(p, '"')) {
+        const char *end = strchr(p + 1, '"');
+        if (!end) break;
+        snprintf(names[count++], 64, "%.*s", (int)(end - p - 1), p + 1);
+        p = end + 1;
+    }
+    ms_string_free(json);
+    return count;
+}
+
+/* Streams a chat completion through ms_call_stream and reads it to the end. */
+static void test_call_stream(ms_registry *registry) {
+    ms_stream *stream = NULL;
+    char *chunk = NULL;
+    int count = 0;
+    ms_status status;
+    CHECK_STATUS(ms_call_stream(registry, "chat.completions.create", CORPUS_CHAT, &stream),
+                 MS_STATUS_OK);
+    if (!stream) return;
+    while ((status = ms_stream_next(stream, &chunk)) == MS_STATUS_OK) {
+        CHECK(contains(chunk, "\"object\":\"chat.completion.chunk\""));
+        count++;
+        ms_string_free(chunk);
+    }
+    CHECK(status == MS_STATUS_END_OF_STREAM);
+    CHECK(count >= 2); /* the role, then text or the finish */
+    ms_stream_free(stream);
+}
+
+/* Parity: every operation ms_operations names is served by ms_call and answers JSON; in
+ * between, the corpus of bad requests runs against the service the deploy made, and
+ * ms_call_stream streams a completion. */
+static void test_operations(ms_registry *registry, const char *corpus_path, int quick) {
+    char names[32][64];
+    size_t count = operation_names(names, 32);
+    CHECK(count >= OPERATION_COUNT);
+    int called[32] = {0};
+
+    FILE *corpus = fopen(corpus_path, "r");
+    CHECK(corpus != NULL);
+    if (!corpus) return;
+    char *spec = NULL;
+    size_t cap = 0;
+    CHECK(getline(&spec, &cap, corpus) > 0 && strncmp(spec, "service\t", 8) == 0);
+    char *rest = spec;
+    next_field(&rest);
+    const char *spec_json = next_field(&rest);
+
+    /* embeddings.create needs an embedding service: the real MiniLM, from the environment. */
+    const char *embedder = getenv("MS_TEST_EMBEDDER_MODEL");
+    CHECK(embedder != NULL);
+    if (embedder) {
+        char spec_minilm[1024];
+        snprintf(spec_minilm, sizeof spec_minilm,
+                 "{\"name\":\"minilm\",\"access_name\":\"corpus/minilm\",\"model\":\"%s\",\"threads\":1}",
+                 embedder);
+        char *info = NULL;
+        CHECK_STATUS(ms_call(registry, "services.deploy", spec_minilm, &info), MS_STATUS_OK);
+        ms_string_free(info);
+    }
+
+    for (int phase = 0; phase < 3; phase++) {
+        for (size_t i = 0; i < count; i++) {
+            for (size_t k = 0; k < OPERATION_COUNT; k++) {
+                if (strcmp(OPERATION_BODIES[k].op, names[i]) != 0 || OPERATION_BODIES[k].phase != phase)
+                    continue;
+                const char *body = phase == 0 ? spec_json : OPERATION_BODIES[k].body;
+                char *answer = SENTINEL;
+                CHECK_STATUS(ms_call(registry, names[i], body, &answer), MS_STATUS_OK);
+                CHECK(answer != NULL && answer[0] == '{');
+                CHECK(contains(answer, OPERATION_BODIES[k].answer));
+                if (!contains(answer, OPERATION_BODIES[k].answer))
+                    fprintf(stderr, "  %s answered %s\n", names[i], answer ? answer : "(none)");
+                ms_string_free(answer);
+                called[i]++;
+            }
+        }
+        if (phase == 0) {
+            int cases = run_corpus(registry, corpus);
+            printf("corpus: %d bad requests through ms_call\n", cases);
+            CHECK(cases >= 30);
+        }
+        /* --quick leaves it out: the typed stream function, which the early-freed streams
+         * test, goes through the same streaming entry. */
+        if (phase == 1 && !quick) test_call_stream(registry);
+    }
+    for (size_t i = 0; i < count; i++) {
+        CHECK(called[i] == 1);
+        if (called[i] != 1) fprintf(stderr, "  no parity body for operation %s: add one\n", names[i]);
+    }
+    printf("parity: %zu operations served through ms_call\n", count);
+    free(spec);
+    fclose(corpus);
+}
+
 /* Prints the seconds since the start before each part, to see where a slow run spends time. */
 static void part(const char *name) {
     static struct timespec start;
@@ -470,7 +703,7 @@ static void part(const char *name) {
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (start.tv_sec == 0 && start.tv_nsec == 0) start = now;
     double t = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
-    printf("[%7.2fs] %s\n", t, name);
+    printf("[%7.2fs] %s (%d checks so far)\n", t, name, checks);
     fflush(stdout);
 }
 
@@ -478,15 +711,18 @@ int main(int argc, char **argv) {
     /* --quick (for valgrind) keeps one short completion and the early-freed streams, and
      * leaves out the full stream and the scaling, which add decode work but no new ABI paths;
      * it also decodes on one thread. */
-    int quick = argc > 2 && strcmp(argv[2], "--quick") == 0;
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL.gguf [--quick]\n", argv[0]);
+    int quick = argc > 3 && strcmp(argv[3], "--quick") == 0;
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s MODEL.gguf CORPUS.tsv [--quick]\n", argv[0]);
         return 2;
     }
     ms_registry *registry = NULL;
     CHECK_STATUS(ms_registry_new(&registry), MS_STATUS_OK);
     if (!registry) return 1;
 
+    part("the one entry: boundary, every operation, the corpus of bad requests");
+    test_call_boundary(registry);
+    test_operations(registry, argv[2], quick);
     part("static strings, null arguments, invalid UTF-8, malformed JSON, unknown model");
     test_static_strings();
     test_null_arguments(registry);

@@ -31,13 +31,6 @@ pub fn from_panic(payload: Box<dyn Any + Send>) -> Error {
     Error::internal(format!("modelservice panicked: {what}"))
 }
 
-/// Runs a synchronous body, turning its engine error or panic into a napi error.
-pub fn sync<T>(body: impl FnOnce() -> modelservice::Result<T>) -> napi::Result<T> {
-    std::panic::catch_unwind(AssertUnwindSafe(body))
-        .unwrap_or_else(|p| Err(from_panic(p)))
-        .map_err(to_napi)
-}
-
 /// Awaits a future on napi's runtime, turning its engine error or panic into a napi error.
 pub async fn guard<T>(fut: impl Future<Output = modelservice::Result<T>>) -> napi::Result<T> {
     AssertUnwindSafe(fut)
@@ -57,9 +50,4 @@ pub async fn blocking<T: Send + 'static>(
         Err(join) if join.is_panic() => Err(to_napi(from_panic(join.into_panic()))),
         Err(join) => Err(to_napi(Error::internal(join))),
     }
-}
-
-/// Serializes a core value for JavaScript (`JSON.parse` on the other side).
-pub fn json<T: serde::Serialize>(value: &T) -> modelservice::Result<String> {
-    serde_json::to_string(value).map_err(Error::internal)
 }

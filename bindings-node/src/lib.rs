@@ -1,14 +1,15 @@
 //! Node.js bindings of modelservice (napi-rs): the native half of the `modelservice` npm
-//! package. Thin wrappers over `Arc`-shared core handles; requests and results cross as JSON
-//! strings of the core's serde types, and the JavaScript half (`index.js`) shapes them into
-//! the `openai` SDK's `OpenAI` client.
+//! package. One entry into the core, by operation name with JSON in and out
+//! (`Registry.call`, `Registry.stream`); the JavaScript half (`index.js`) maps the `openai`
+//! SDK's methods onto it and shapes the answers into the SDK's objects and errors.
 
+mod abort;
 mod error;
 mod registry;
 mod stream;
 
 pub use registry::Registry;
-pub use stream::ChatStream;
+pub use stream::ResponseStream;
 
 /// The marker that prefixes the message of every native error carrying an OpenAI error
 /// envelope (read by `index.js`).

@@ -1,14 +1,17 @@
-//! `Registry`: the native handle on an `Arc`-shared `modelservice::Registry`. Values cross as
-//! JSON strings of the core's serde types; `index.js` wraps this class into the `OpenAI` client.
+//! `Registry`: the native handle on an `Arc`-shared `modelservice::Registry`, with the core's
+//! one entry: every operation by name (`chat.completions.create`, `services.deploy` ...), JSON
+//! in and JSON out. `index.js` maps the `OpenAI` client's methods onto it; a new operation
+//! needs no change here.
 
 use std::sync::Arc;
 
-use modelservice::{ChatCompletionRequest, ServiceSpec};
+use modelservice::{Error, Operation};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::error::{blocking, json, sync};
-use crate::stream::ChatStream;
+use crate::abort::Aborted;
+use crate::error::{blocking, guard};
+use crate::stream::ResponseStream;
 
 /// A set of model services. Share one between clients: `new OpenAI({ registry })`.
 #[napi]
@@ -37,67 +40,47 @@ impl Registry {
         }
     }
 
-    /// Loads the model and starts the service described by `spec` (ServiceSpec JSON);
-    /// resolves to the ServiceInfo JSON.
+    /// Serves operation `op` (see `Registry.operations()`) with the JSON `body`; resolves to
+    /// the whole answer as JSON (a streamable operation is gathered whatever its `stream`
+    /// flag). When `signal` aborts, the call stops (a generation within one decode step) and
+    /// rejects with a `cancelled` error.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "op: string, body: string, signal?: AbortSignal | null"
+    )]
+    pub fn call<'env>(
+        &self,
+        env: &'env Env,
+        op: String,
+        body: String,
+        signal: Option<Object<'env>>,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let aborted = Aborted::follow(env, signal)?;
+        let answer = self.inner.call_owned(op, body);
+        env.spawn_future(guard(async move {
+            tokio::select! {
+                // An already aborted signal never starts the operation.
+                biased;
+                _ = aborted.wait() => Err(Error::Cancelled),
+                answer = answer => answer,
+            }
+        }))
+    }
+
+    /// Starts streamable operation `op` with the JSON `body` (parsed, validated and queued
+    /// before this resolves, so request errors reject here); resolves to its chunks.
     #[napi]
-    pub async fn deploy(&self, spec: String) -> Result<String> {
+    pub async fn stream(&self, op: String, body: String) -> Result<ResponseStream> {
         let inner = self.inner.clone();
-        blocking(move || {
-            let info = inner.deploy(ServiceSpec::from_json(&spec)?)?;
-            json(&info)
-        })
-        .await
+        // Rendering and tokenizing the prompt is blocking work: off the async workers.
+        let stream = blocking(move || inner.stream(&op, &body)).await?;
+        Ok(ResponseStream::new(stream))
     }
 
-    /// Every service's ServiceInfo, as a JSON array.
-    #[napi]
-    pub fn list(&self) -> Result<String> {
-        sync(|| json(&self.inner.list()))
-    }
-
-    /// One service's ServiceInfo JSON.
-    #[napi]
-    pub fn retrieve(&self, access_name: String) -> Result<String> {
-        sync(|| json(&self.inner.get(&access_name)?))
-    }
-
-    /// Scales a service to `instances` instances; resolves to its ServiceInfo JSON.
-    #[napi]
-    pub async fn scale(&self, access_name: String, instances: u32) -> Result<String> {
-        let inner = self.inner.clone();
-        blocking(move || json(&inner.scale(&access_name, instances as usize)?)).await
-    }
-
-    /// Deletes a service once its requests have finished; `confirm` must equal its display name.
-    #[napi]
-    pub async fn delete(&self, access_name: String, confirm: String) -> Result<String> {
-        let inner = self.inner.clone();
-        blocking(move || json(&inner.delete(&access_name, &confirm)?)).await
-    }
-
-    /// The running services as an OpenAI model list (JSON).
-    #[napi]
-    pub fn models(&self) -> Result<String> {
-        sync(|| json(&self.inner.models()))
-    }
-
-    /// One OpenAI model entry (JSON).
-    #[napi]
-    pub fn model(&self, id: String) -> Result<String> {
-        sync(|| json(&self.inner.model(&id)?))
-    }
-
-    /// Starts a chat completion from a request body (JSON): parsed and validated by the core,
-    /// rendered, tokenized and queued. Resolves to the stream of its chunks.
-    #[napi]
-    pub async fn chat(&self, body: String) -> Result<ChatStream> {
-        let inner = self.inner.clone();
-        let stream = blocking(move || {
-            let request = ChatCompletionRequest::from_json(&body)?;
-            inner.chat_stream(request)
-        })
-        .await?;
-        Ok(ChatStream::new(stream))
+    /// The names of every operation the engine serves (`chat.completions.create` ...).
+    #[napi(catch_unwind)]
+    pub fn operations() -> Vec<String> {
+        Operation::names().into_iter().map(String::from).collect()
     }
 
     /// How many times this process has loaded a model file (scaling never adds to it).

@@ -1,26 +1,28 @@
-//! `ChatStream`: a chat completion in progress. `index.js` turns `next()` into an async
+//! `ResponseStream`: a streamed operation in progress. `index.js` turns `next()` into an async
 //! iterator; `close()` (a `break`, an `AbortSignal`) drops the core stream, which cancels
 //! the generation within one decode step.
 
 use std::sync::Arc;
 
-use modelservice::{ChatCompletionStream, Error};
+use modelservice::Error;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::sync::{watch, Mutex};
 
-use crate::error::{guard, json};
+use crate::error::guard;
 
-/// The chunks of one chat completion.
+/// The chunks of one streamed answer, each as JSON (`chat.completion.chunk` ...).
 #[napi]
-pub struct ChatStream {
-    stream: Arc<Mutex<Option<ChatCompletionStream>>>,
+pub struct ResponseStream {
+    id: String,
+    stream: Arc<Mutex<Option<modelservice::ResponseStream>>>,
     closed: watch::Sender<bool>,
 }
 
-impl ChatStream {
-    pub(crate) fn new(stream: ChatCompletionStream) -> Self {
-        ChatStream {
+impl ResponseStream {
+    pub(crate) fn new(stream: modelservice::ResponseStream) -> Self {
+        ResponseStream {
+            id: stream.id().to_string(),
             stream: Arc::new(Mutex::new(Some(stream))),
             closed: watch::Sender::new(false),
         }
@@ -28,9 +30,15 @@ impl ChatStream {
 }
 
 #[napi]
-impl ChatStream {
-    /// The next `chat.completion.chunk` as JSON; `null` after the last one. Rejects with a
-    /// `cancelled` error once the stream has been closed.
+impl ResponseStream {
+    /// The response's ID, shared by all its chunks.
+    #[napi(getter, catch_unwind)]
+    pub fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    /// The next chunk as JSON; `null` after the last one. Rejects with a `cancelled` error
+    /// once the stream has been closed.
     #[napi]
     pub async fn next(&self) -> Result<Option<String>> {
         let (stream, mut closed) = (self.stream.clone(), self.closed.subscribe());
@@ -45,36 +53,13 @@ impl ChatStream {
             };
             let item = tokio::select! {
                 _ = closed.wait_for(|c| *c) => Some(Err(Error::Cancelled)),
-                item = inner.next_chunk() => item,
+                item = inner.next_json() => item,
             };
-            match item {
-                Some(Ok(chunk)) => json(&chunk).map(Some),
-                Some(Err(e)) => {
-                    *slot = None;
-                    Err(e)
-                }
-                None => {
-                    *slot = None;
-                    Ok(None)
-                }
+            if !matches!(item, Some(Ok(_))) {
+                // The end, an error or a close: release the generation's slot now.
+                *slot = None;
             }
-        })
-        .await
-    }
-
-    /// Gathers the rest of the stream into one `chat.completion` (JSON).
-    #[napi]
-    pub async fn collect(&self) -> Result<String> {
-        let (stream, mut closed) = (self.stream.clone(), self.closed.subscribe());
-        guard(async move {
-            let taken = stream.lock().await.take();
-            let Some(inner) = taken.filter(|_| !*closed.borrow()) else {
-                return Err(Error::Cancelled);
-            };
-            tokio::select! {
-                _ = closed.wait_for(|c| *c) => Err(Error::Cancelled),
-                completion = inner.collect() => json(&completion?),
-            }
+            item.transpose()
         })
         .await
     }

@@ -7,15 +7,20 @@ const path = require('node:path')
 const root = path.resolve(__dirname, '..', '..')
 const packageDir = path.resolve(__dirname, '..')
 
-let cached
-/** Path of the SmolLM2-135M-Instruct GGUF file. */
-function smollm2() {
-  if (!cached) {
-    const line = execFileSync(path.join(root, 'scripts', 'fetch-models'), ['smollm2'], { encoding: 'utf8' })
-    cached = line.trim().split('\t')[1]
+const cached = {}
+/** Path of a test model fetched and cached by scripts/fetch-models. */
+function fetchModel(name) {
+  if (!cached[name]) {
+    const line = execFileSync(path.join(root, 'scripts', 'fetch-models'), [name], { encoding: 'utf8' })
+    cached[name] = line.trim().split('\t')[1]
   }
-  return cached
+  return cached[name]
 }
+
+/** Path of the SmolLM2-135M-Instruct GGUF file. */
+const smollm2 = () => fetchModel('smollm2')
+/** Path of the all-MiniLM-L6-v2 embedding model (converted to GGUF). */
+const minilm = () => fetchModel('minilm')
 
 /** A small service spec on SmolLM2. */
 function spec(accessName, extra = {}) {
@@ -28,4 +33,4 @@ const messages = [{ role: 'user', content: 'Name three colors of the rainbow.' }
 // `max_tokens`, so only cancellation can end it early.
 const NO_EOS = { 0: -100, 2: -100 }
 
-module.exports = { root, packageDir, smollm2, spec, messages, NO_EOS }
+module.exports = { root, packageDir, smollm2, minilm, spec, messages, NO_EOS }

@@ -18,7 +18,7 @@ test('npm pack, npm install into another project, require and import', () => {
       execFileSync(npm, ['pack', '--json', '--pack-destination', project], { cwd: packageDir, encoding: 'utf8' }),
     )
     const files = packed[0].files.map((f) => f.path).sort()
-    for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'package.json']) assert.ok(files.includes(f), f)
+    for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'wire.d.ts', 'package.json']) assert.ok(files.includes(f), f)
     assert.ok(files.some((f) => f.endsWith('.node')), 'the addon is packed')
     assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), files.join(' '))
 

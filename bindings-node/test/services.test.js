@@ -25,7 +25,12 @@ test('deploy, list, retrieve, scale and delete a service', async () => {
   assert.equal(info.base_model.has_chat_template, true)
   assert.equal(OpenAI.modelLoads(), loads + 1)
 
-  assert.deepEqual((await openai.services.list()).map((s) => s.access_name), [name])
+  const services = await openai.services.list()
+  assert.equal(services.object, 'list')
+  assert.deepEqual(services.data.map((s) => s.access_name), [name])
+  const listed = []
+  for await (const service of openai.services.list()) listed.push(service.access_name)
+  assert.deepEqual(listed, [name])
   assert.deepEqual((await openai.services.retrieve(name)).id, info.id)
   const models = await openai.models.list()
   assert.equal(models.object, 'list')
@@ -50,7 +55,7 @@ test('deploy, list, retrieve, scale and delete a service', async () => {
   await assert.rejects(openai.services.delete(name, 'wrong'), (e) => e instanceof OpenAI.BadRequestError && e.param === 'confirm')
   const deleted = await openai.services.delete(name, { confirm: 'test' })
   assert.equal(deleted.id, info.id)
-  assert.deepEqual(await openai.services.list(), [])
+  assert.deepEqual((await openai.services.list()).data, [])
   await assert.rejects(
     openai.chat.completions.create({ model: name, messages }),
     (e) => e instanceof OpenAI.NotFoundError,
@@ -66,11 +71,11 @@ test('clients share a registry', async () => {
   await first.ready()
   const r = await second.chat.completions.create({ model: 'u-test/shared', messages, max_tokens: 4 })
   assert.equal(r.model, 'u-test/shared')
-  assert.deepEqual((await third.services.list()).map((s) => s.access_name), ['u-test/shared'])
+  assert.deepEqual((await third.services.list()).data.map((s) => s.access_name), ['u-test/shared'])
   // A separate registry does not see it.
-  assert.deepEqual(await new OpenAI().services.list(), [])
+  assert.deepEqual((await new OpenAI().services.list()).data, [])
   await third.services.delete('u-test/shared', 'shared')
-  assert.deepEqual(await first.services.list(), [])
+  assert.deepEqual((await first.services.list()).data, [])
   assert.ok(new OpenAI.Registry() instanceof OpenAI.Registry)
   assert.throws(() => new OpenAI({ registry: {} }), OpenAI.OpenAIError)
 })

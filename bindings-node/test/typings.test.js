@@ -1,7 +1,7 @@
 'use strict'
-// index.d.ts against the running code: the TypeScript usage file compiles and runs, every
-// declared request and spec field is one the engine parses, and live response objects have
-// exactly the declared fields.
+// index.d.ts and the wire.d.ts it names its types from against the running code: the TypeScript
+// usage file compiles and runs, every declared request and spec field is one the engine
+// parses, and live response objects have exactly the declared fields.
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawnSync } = require('node:child_process')
@@ -11,11 +11,10 @@ const ts = require('typescript')
 const OpenAI = require('modelservice')
 const { packageDir, smollm2, spec, messages } = require('./helpers')
 
-/** The interfaces of index.d.ts: name -> member name -> { optional, type }. */
-function declaredInterfaces() {
-  const file = path.join(packageDir, 'index.d.ts')
+/** The interfaces of index.d.ts and wire.d.ts: name -> member name -> { optional, type }. */
+function declaredInterfaces(interfaces, name) {
+  const file = path.join(packageDir, name)
   const source = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true)
-  const interfaces = new Map()
   const visit = (node) => {
     if (ts.isInterfaceDeclaration(node)) {
       const members = new Map()
@@ -32,12 +31,14 @@ function declaredInterfaces() {
   return interfaces
 }
 
-const interfaces = declaredInterfaces()
+const interfaces = new Map()
+declaredInterfaces(interfaces, 'wire.d.ts')
+declaredInterfaces(interfaces, 'index.d.ts')
 
 /** Asserts `value` has exactly the fields of interface `name` (recursing into declared interfaces). */
 function conforms(value, name, at = name) {
   const members = interfaces.get(name)
-  assert.ok(members, `index.d.ts declares ${name}`)
+  assert.ok(members, `index.d.ts or wire.d.ts declares ${name}`)
   for (const key of Object.keys(value)) assert.ok(members.has(key), `${at}.${key} is not declared in ${name}`)
   for (const [key, { optional, type }] of members) {
     if (!optional) assert.ok(key in value, `${at}.${key} (declared in ${name}) is missing`)
@@ -78,6 +79,7 @@ test('the TypeScript usage file compiles against index.d.ts and runs; index.js c
   assert.ok(out.content.length > 0)
   assert.equal(out.streamed, out.content)
   assert.deepEqual(out.models, ['u-ts/usage'])
+  assert.equal(out.services, 2)
   assert.equal(out.instances, 2)
   assert.equal(out.caught, 404)
   assert.equal(out.deleted, 'u-ts/usage')
@@ -102,21 +104,35 @@ test('response objects have exactly the declared fields', async () => {
   conforms(page, 'Page')
   conforms(page.data[0], 'Model')
   conforms(await openai.services.retrieve(MODEL), 'ServiceInfo')
+  const services = await openai.services.list()
+  conforms(services, 'Page')
+  conforms(services, 'ServiceList')
+  conforms(services.data[0], 'ServiceInfo')
   const error = await openai.models.retrieve('u-test/none').catch((e) => e)
-  conforms(error.error, 'ErrorObject')
+  conforms(error.error, 'ErrorBody')
 })
 
-/** Asserts the engine names `field` (or a path inside it) when its value has the wrong type. */
+/**
+ * Asserts the engine parses `field`: a value of the wrong type is refused naming the field (or,
+ * for an OpenAI parameter it does not serve yet, that feature's parameter), never as unknown.
+ */
 function namesField(error, field) {
   assert.ok(error instanceof OpenAI.BadRequestError, `${field}: ${error}`)
-  assert.ok(
-    error.param === field || error.param.startsWith(`${field}.`) || error.param.startsWith(`${field}[`),
-    `${field}: the engine named ${error.param}, so it does not parse this field`,
-  )
+  assert.doesNotMatch(error.message, /unknown field/, `${field}: the engine does not parse this field`)
+  const param = String(error.param)
+  const named = param === field || param.startsWith(`${field}.`) || param.startsWith(`${field}[`)
+  assert.ok(named || /not supported/.test(error.message), `${field}: the engine answered ${error.message}`)
 }
 
+test('an undeclared field is refused as unknown, naming it', async () => {
+  const error = await openai.chat.completions.create({ model: MODEL, messages, max_tokens: 1, temprature: 0 }).catch((e) => e)
+  assert.ok(error instanceof OpenAI.BadRequestError)
+  assert.equal(error.param, 'temprature')
+  assert.throws(() => namesField(error, 'temprature'))
+})
+
 test('every declared request field is one the engine parses', async () => {
-  const fields = [...interfaces.get('ChatCompletionCreateParamsBase').keys()]
+  const fields = [...interfaces.get('ChatCompletionRequest').keys()]
   assert.ok(fields.length >= 18)
   for (const field of fields) {
     const body = { model: MODEL, messages, max_tokens: 1, [field]: [[]] }
@@ -124,10 +140,12 @@ test('every declared request field is one the engine parses', async () => {
   }
 })
 
-test('every declared service spec field is one the engine parses', async () => {
-  const snake = (k) => k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())
+test('every declared service spec field is one the engine parses, in either casing', async () => {
+  const camel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
   for (const field of interfaces.get('ServiceSpec').keys()) {
-    const body = { name: 'x', access_name: 'u-test/x', model: smollm2(), [field]: [[]] }
-    namesField(await openai.services.deploy(body).catch((e) => e), snake(field))
+    for (const key of new Set([field, camel(field)])) {
+      const body = { name: 'x', access_name: 'u-test/x', model: smollm2(), [key]: [[]] }
+      namesField(await openai.services.deploy(body).catch((e) => e), field)
+    }
   }
 })

@@ -11,4 +11,9 @@ const completion: OpenAI.ChatCompletion = await openai.chat.completions.create({
 const error: APIError = new NotFoundError(404, undefined, 'gone', undefined)
 // @ts-expect-error `model` is required
 await openai.chat.completions.create({ messages: [] })
-export { completion, error }
+
+// @ts-expect-error a misspelt spec field is refused, as the engine refuses it
+new OpenAI({ services: [{ name: 'esm', accessName: 'u/esm', model: '/m.gguf', slotz: 2 }] })
+const embedded: OpenAI.CreateEmbeddingResponse = await openai.embeddings.create({ model: 'u/esm', input: ['a', 'b'] })
+const vector: number[] | string = embedded.data[0].embedding
+export { completion, error, vector }

@@ -18,7 +18,8 @@ async function main(modelPath: string): Promise<void> {
     max_tokens: 8,
   }
   const completion: OpenAI.ChatCompletion = await openai.chat.completions.create(params)
-  const content: string | null = completion.choices[0].message.content
+  // `content` is optional in the wire schema (derived for deserializing); the engine always sends it.
+  const content: string | null = completion.choices[0].message.content ?? null
   const total: number = completion.usage.total_tokens
 
   const controller = new AbortController()
@@ -40,6 +41,9 @@ async function main(modelPath: string): Promise<void> {
     const id: string = model.id
     void id
   }
+  const services: OpenAI.ServiceInfo[] = (await openai.services.list()).data
+  for await (const service of openai.services.list()) void service.access_name
+  const raw: OpenAI.ServiceList = JSON.parse(await openai.registry.call('services.list', '{}'))
   const scaled = await openai.services.scale('u-ts/usage', 2)
   const shared = new OpenAI({ registry: openai })
 
@@ -59,6 +63,7 @@ async function main(modelPath: string): Promise<void> {
       total,
       streamed,
       models: models.map((m) => m.id),
+      services: services.length + raw.data.length,
       instances: scaled.instances,
       caught: caught?.status,
       deleted: deleted.access_name,

@@ -18,6 +18,7 @@ ACCESS = "u-8105f7322477/test"
 # threads spin-wait on each other, which turns slow when other processes share the cores.
 SMALL = {"context_length": 1024, "slots": 4, "threads": 1}
 SERVICE = {"name": "test", "access_name": ACCESS, **SMALL}
+EMBEDDER = "e/minilm"
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +29,22 @@ def model_path() -> str:
     name, path = out.strip().split("\t")
     assert name == "smollm2"
     return path
+
+
+def fetch_model(name: str) -> str:
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "fetch-models"), name], check=True, capture_output=True, text=True
+    ).stdout
+    got, path = out.strip().split("\t")
+    assert got == name
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedder(client: OpenAI) -> str:
+    """The real all-MiniLM-L6-v2 embedding model, deployed once as `e/minilm`."""
+    client.services.deploy(name="minilm", access_name=EMBEDDER, model=fetch_model("minilm"), threads=1)
+    return EMBEDDER
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import typing
 import openai
 import pytest
 from conftest import ACCESS, user
-from modelservice import OpenAI, _client, _native, types
+from modelservice import OpenAI, _client, types
 from openai.types import CompletionUsage as SdkUsage
 from openai.types import Model as SdkModel
 from openai.types.chat import ChatCompletion as SdkCompletion
@@ -89,16 +89,12 @@ def test_core_output_is_declared(client: OpenAI) -> None:
 
 def test_create_parameters_are_the_core_request_fields() -> None:
     sdk_params = set(inspect.signature(openai.resources.chat.Completions.create).parameters) - {"self"}
-    for create in (_client.Completions.create, _client.AsyncCompletions.create):
-        params = inspect.signature(create).parameters
-        named = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
-        request_options = {"extra_headers", "extra_query", "extra_body", "timeout"}
-        assert named - request_options == set(_native.request_fields())
-        assert request_options <= sdk_params
-    # What is accepted and ignored is the SDK's, not invented here.
-    assert _client.SDK_ONLY_PARAMS <= sdk_params
-    # The engine's extras are llama.cpp sampling knobs the SDK lacks.
-    assert set(_native.request_fields()) - sdk_params == {"top_k", "min_p", "repeat_penalty"}
+    # create() takes the generated request TypedDicts (the core's fields) and the SDK's request options.
+    ours = set(types.ChatCompletionCreateParams.__annotations__) | {"stream"}
+    assert ours == set(types.ChatCompletionCreateParamsStreaming.__annotations__)
+    assert set(_client.RequestOptions.__annotations__) <= sdk_params
+    # Every field the engine declares is the SDK's, but for llama.cpp sampling knobs the SDK lacks.
+    assert ours - sdk_params == {"top_k", "min_p", "repeat_penalty"}
 
 
 def test_error_classes_are_named_like_the_sdk() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import ACCESS, user
-from modelservice import BadRequestError, NotFoundError, OpenAI, Registry, Service
+from modelservice import BadRequestError, NotFoundError, OpenAI, Registry, Service, ServiceList
 
 
 def test_deploy_scale_delete(client: OpenAI, model_path: str) -> None:
@@ -20,7 +20,10 @@ def test_deploy_scale_delete(client: OpenAI, model_path: str) -> None:
     assert info.base_model.path == model_path
     assert info.instances == 1 and info.status == "running"
     assert info.slots_per_instance == 2 and info.context_length == 512
-    assert "u-1/managed" in [s.access_name for s in client.services.list()]
+    services = client.services.list()
+    assert isinstance(services, ServiceList) and services.object == "list"
+    assert [s.access_name for s in services] == [s.access_name for s in services.data]
+    assert "u-1/managed" in [s.access_name for s in services]
     assert "u-1/managed" in [m.id for m in client.models.list()]
     assert client.models.retrieve("u-1/managed").owned_by == "modelservice"
 

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use crate::api::{
-    ChatCompletion, ChatCompletionRequest, Model, ModelList, ServiceInfo, ServiceSpec,
+    ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, Model, ModelList,
+    ServiceInfo, ServiceList, ServiceSpec,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::ops::off_thread;
 use crate::registry::Registry;
 use crate::stream::ChatCompletionStream;
 
@@ -34,6 +36,11 @@ impl Client {
     /// `client.chat().completions()`.
     pub fn chat(&self) -> Chat<'_> {
         Chat { client: self }
+    }
+
+    /// `client.embeddings()`.
+    pub fn embeddings(&self) -> Embeddings<'_> {
+        Embeddings { client: self }
     }
 
     /// `client.models()`.
@@ -78,6 +85,22 @@ impl Completions<'_> {
     }
 }
 
+pub struct Embeddings<'a> {
+    client: &'a Client,
+}
+
+impl Embeddings<'_> {
+    /// Embeddings of the request's inputs. Dropping the future abandons the inputs not yet
+    /// encoded.
+    pub async fn create(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        self.client
+            .registry
+            .embeddings_pending(&request)?
+            .response()
+            .await
+    }
+}
+
 pub struct Models<'a> {
     client: &'a Client,
 }
@@ -103,12 +126,12 @@ impl Services<'_> {
         off_thread(move || registry.deploy(spec)).await
     }
 
-    pub async fn list(&self) -> Result<Vec<ServiceInfo>> {
+    pub async fn list(&self) -> Result<ServiceList> {
         Ok(self.client.registry.list())
     }
 
     pub async fn retrieve(&self, access_name: &str) -> Result<ServiceInfo> {
-        self.client.registry.get(access_name)
+        self.client.registry.retrieve(access_name)
     }
 
     pub async fn scale(&self, access_name: &str, instances: usize) -> Result<ServiceInfo> {
@@ -124,19 +147,4 @@ impl Services<'_> {
         let (name, confirm) = (access_name.to_owned(), confirm.to_owned());
         off_thread(move || registry.delete(&name, &confirm)).await
     }
-}
-
-/// Runs blocking work on its own thread and awaits its result, with no runtime required.
-async fn off_thread<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("modelservice-manage".into())
-        .spawn(move || {
-            let _ = tx.send(work());
-        })
-        .map_err(|e| Error::internal(format!("cannot start a thread: {e}")))?;
-    rx.await
-        .map_err(|_| Error::internal("the management thread panicked"))?
 }

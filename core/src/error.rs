@@ -61,13 +61,13 @@ pub enum Error {
 }
 
 /// The body of an OpenAI error response: `{"error": {...}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
 /// The inner object of an OpenAI error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub message: String,
     #[serde(rename = "type")]

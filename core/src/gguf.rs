@@ -10,7 +10,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_sys_2 as sys;
 
-use crate::api::BaseModel;
+use crate::api::{BaseModel, ServiceKind};
 use crate::backend::backend;
 use crate::error::{Error, Result};
 
@@ -412,6 +412,34 @@ fn check_vocabulary(header: &GgufHeader) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// llama.cpp's encoder-only architectures: they have no KV cache and only produce embeddings.
+const ENCODER_ARCHITECTURES: &[&str] = &[
+    "bert",
+    "nomic-bert",
+    "nomic-bert-moe",
+    "jina-bert-v2",
+    "jina-bert-v3",
+    "neo-bert",
+    "modern-bert",
+];
+
+/// llama.cpp's `LLAMA_POOLING_TYPE_RANK`: a reranker's score, not an embedding.
+const POOLING_RANK: u32 = 4;
+
+/// Whether a model serves embeddings: an encoder architecture, or a file that declares how to
+/// pool its token vectors (`{arch}.pooling_type`, e.g. a decoder turned embedder). Rerankers
+/// and files that declare no pooling (type 0) stay generative. Call after [`inspect`].
+pub(crate) fn service_kind(path: &Path, architecture: &str) -> ServiceKind {
+    let pooling = GgufHeader::open(path)
+        .and_then(|h| h.u32(&format!("{architecture}.pooling_type")))
+        .unwrap_or(0);
+    if ENCODER_ARCHITECTURES.contains(&architecture) || (pooling != 0 && pooling != POOLING_RANK) {
+        ServiceKind::Embedding
+    } else {
+        ServiceKind::Chat
+    }
 }
 
 /// Loads the weights once; every instance of the service shares the returned model.

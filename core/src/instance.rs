@@ -11,25 +11,29 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use parking_lot::Mutex;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::api::{EngineStats, FinishReason};
+use crate::api::{EngineStats, FinishReason, TokenLogprob};
 use crate::backend::backend;
 use crate::detokenize::Utf8Decoder;
 use crate::error::{Error, Result};
 use crate::guards;
+use crate::logprobs::{token_logprob, PendingLogprobs};
 use crate::pool::{common_prefix, Pool};
-use crate::sampling::SamplingParams;
+use crate::sampling::{Sampler, SamplingParams};
 use crate::stop::StopMatcher;
 
 /// What a request's stream receives from its instance.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// Newly generated text (never part of a stop sequence, never a split character).
-    Text(String),
+    /// Newly generated text (never part of a stop sequence, never a split character), with the
+    /// log probabilities of the tokens it completes when they were asked for.
+    Text {
+        text: String,
+        logprobs: Vec<TokenLogprob>,
+    },
     /// The sequence ended.
     Done {
         finish: FinishReason,
@@ -151,7 +155,7 @@ pub(crate) fn spawn(
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -186,9 +190,11 @@ struct Active {
     job: Job,
     /// Next prompt token to feed; equal to the prompt length once the prompt is decoded.
     prompt_pos: usize,
-    sampler: LlamaSampler,
+    sampler: Sampler,
     decoder: Utf8Decoder,
     stop: StopMatcher,
+    /// Log probabilities waiting for their text, when the request asked for them.
+    logprobs: Option<PendingLogprobs>,
     generated: u32,
     /// The last sampled token, to be decoded in the next step.
     next_token: Option<LlamaToken>,
@@ -272,6 +278,15 @@ impl<'m> Worker<'m> {
 
     /// Puts a job in the idle slot whose cache shares the longest prefix with its prompt.
     fn admit(&mut self, ctx: &mut LlamaContext<'_>, job: Job) {
+        let sampler = match job.sampling.build(self.model) {
+            Ok(sampler) => sampler,
+            Err(e) => {
+                // Checked when the request was prepared; a failure here still frees the slot.
+                let _ = job.events.send(Event::Failed(e));
+                self.pool.release(self.id, self.idle_caches());
+                return;
+            }
+        };
         let (index, shared) = self
             .slots
             .iter()
@@ -304,9 +319,9 @@ impl<'m> Worker<'m> {
         self.counters
             .prompt_tokens_reused
             .fetch_add(reuse as u64, Ordering::Relaxed);
-        let sampler = job.sampling.build(self.model);
         slot.active = Some(Active {
             stop: StopMatcher::new(job.stop.clone()),
+            logprobs: job.sampling.logprobs.map(|_| PendingLogprobs::default()),
             job,
             prompt_pos: reuse,
             sampler,
@@ -338,75 +353,8 @@ impl<'m> Worker<'m> {
 
     /// One decode step over every active slot, then one sampled token per slot that has logits.
     fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) {
-        // How many tokens each slot feeds this step: one for every generating sequence (keeps
-        // every stream moving), then prompt chunks, oldest request first, as room allows.
-        let mut feed = vec![0usize; self.slots.len()];
-        let mut room = self.batch_size;
-        for &i in &self.arrival {
-            if self.slots[i]
-                .active
-                .as_ref()
-                .is_some_and(|a| a.next_token.is_some())
-            {
-                feed[i] = 1;
-                room -= 1;
-            }
-        }
-        for &i in &self.arrival {
-            let active = self.slots[i]
-                .active
-                .as_ref()
-                .expect("arrival lists active slots");
-            let len = active.job.prompt.len();
-            if active.next_token.is_some() || active.prompt_pos == len || room == 0 {
-                continue;
-            }
-            // The last prompt token always gets a step of its own after the rest: its logits are
-            // then computed the same way whether the rest was decoded now or reused from the
-            // cache, so a repeated greedy request repeats its answer exactly.
-            feed[i] = if active.prompt_pos + 1 == len {
-                1
-            } else {
-                (len - 1 - active.prompt_pos).min(room)
-            };
-            room -= feed[i];
-        }
-
-        // Tokens go into the batch in sequence-id order: with one KV stream per slot, llama.cpp
-        // puts runs of consecutive sequence ids into one ubatch, so this order decodes all
-        // active slots together.
-        batch.clear();
-        let mut sequences = 0u64;
-        for (slot, &take) in self.slots.iter_mut().zip(&feed) {
-            let Some(active) = slot.active.as_mut() else {
-                continue;
-            };
-            active.logits_at = None;
-            if take == 0 {
-                continue;
-            }
-            sequences += 1;
-            if let Some(token) = active.next_token.take() {
-                active.logits_at = Some(batch.n_tokens());
-                batch
-                    .add(token, slot.cached.len() as i32, &[slot.seq], true)
-                    .expect("batch holds one token per slot");
-                slot.cached.push(token);
-                continue;
-            }
-            let last = active.prompt_pos + take == active.job.prompt.len();
-            if last {
-                active.logits_at = Some(batch.n_tokens());
-            }
-            for &token in &active.job.prompt[active.prompt_pos..active.prompt_pos + take] {
-                batch
-                    .add(token, slot.cached.len() as i32, &[slot.seq], last)
-                    .expect("batch has room");
-                slot.cached.push(token);
-            }
-            active.prompt_pos += take;
-        }
-
+        let feed = self.plan_feed();
+        let sequences = self.fill_batch(batch, &feed);
         let tokens = batch.n_tokens() as u64;
         if !guards::batch_has_tokens(batch.n_tokens()) {
             // Nothing can move (llama.cpp asserts on an empty batch): end what waits on it.
@@ -441,13 +389,95 @@ impl<'m> Worker<'m> {
         }
     }
 
+    /// How many tokens each slot feeds this step: one for every generating sequence (keeps
+    /// every stream moving), then prompt chunks, oldest request first, as room allows.
+    fn plan_feed(&self) -> Vec<usize> {
+        let mut feed = vec![0usize; self.slots.len()];
+        let mut room = self.batch_size;
+        for &i in &self.arrival {
+            if self.slots[i]
+                .active
+                .as_ref()
+                .is_some_and(|a| a.next_token.is_some())
+            {
+                feed[i] = 1;
+                room -= 1;
+            }
+        }
+        for &i in &self.arrival {
+            let active = self.slots[i]
+                .active
+                .as_ref()
+                .expect("arrival lists active slots");
+            let len = active.job.prompt.len();
+            if active.next_token.is_some() || active.prompt_pos == len || room == 0 {
+                continue;
+            }
+            // The last prompt token always gets a step of its own after the rest: its logits are
+            // then computed the same way whether the rest was decoded now or reused from the
+            // cache, so a repeated greedy request repeats its answer exactly.
+            feed[i] = if active.prompt_pos + 1 == len {
+                1
+            } else {
+                (len - 1 - active.prompt_pos).min(room)
+            };
+            room -= feed[i];
+        }
+        feed
+    }
+
+    /// Puts the planned tokens into the batch; returns how many sequences it holds.
+    fn fill_batch(&mut self, batch: &mut LlamaBatch<'_>, feed: &[usize]) -> u64 {
+        // Tokens go into the batch in sequence-id order: with one KV stream per slot, llama.cpp
+        // puts runs of consecutive sequence ids into one ubatch, so this order decodes all
+        // active slots together.
+        batch.clear();
+        let mut sequences = 0u64;
+        for (slot, &take) in self.slots.iter_mut().zip(feed) {
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
+            active.logits_at = None;
+            if take == 0 {
+                continue;
+            }
+            sequences += 1;
+            if let Some(token) = active.next_token.take() {
+                active.logits_at = Some(batch.n_tokens());
+                batch
+                    .add(token, slot.cached.len() as i32, &[slot.seq], true)
+                    .expect("batch holds one token per slot");
+                slot.cached.push(token);
+                continue;
+            }
+            let last = active.prompt_pos + take == active.job.prompt.len();
+            if last {
+                active.logits_at = Some(batch.n_tokens());
+            }
+            for &token in &active.job.prompt[active.prompt_pos..active.prompt_pos + take] {
+                batch
+                    .add(token, slot.cached.len() as i32, &[slot.seq], last)
+                    .expect("batch has room");
+                slot.cached.push(token);
+            }
+            active.prompt_pos += take;
+        }
+        sequences
+    }
+
     /// Samples slot `i`'s next token and emits its text; returns the final event if it ended.
     fn sample(&mut self, ctx: &LlamaContext<'_>, i: usize, n_tokens: i32) -> Option<Event> {
         let slot = &mut self.slots[i];
         let active = slot.active.as_mut()?;
         // llama.cpp asserts when asked to sample where the batch computed no logits.
         let at = guards::logits_index(active.logits_at, n_tokens)?;
-        let token = active.sampler.sample(ctx, at);
+        // Read before sampling: the distribution the model gave, not the sampler's.
+        let top = active.job.sampling.logprobs;
+        let logits = top.map(|_| ctx.get_logits_ith(at));
+        let token = match active.sampler.sample(ctx, at) {
+            Ok(token) => token,
+            Err(e) => return Some(Event::Failed(e)),
+        };
         let vocab = self.model.vocab();
         if vocab.is_eog(token) {
             return Some(Self::end(active, FinishReason::Stop));
@@ -455,10 +485,15 @@ impl<'m> Worker<'m> {
         active.generated += 1;
         let bytes = vocab.token_to_piece(token, false, None);
         let text = active.decoder.push(&bytes);
-        let outcome = active.stop.push(&text);
-        if !outcome.emit.is_empty() {
-            let _ = active.job.events.send(Event::Text(outcome.emit));
+        if let (Some(pending), Some(logits), Some(top)) = (active.logprobs.as_mut(), logits, top) {
+            let piece = |t: i32| vocab.token_to_piece(LlamaToken(t), false, None);
+            pending.push(
+                token_logprob(logits, token.0, top as usize, piece),
+                text.len(),
+            );
         }
+        let outcome = active.stop.push(&text);
+        Self::emit(active, outcome.emit);
         if outcome.stopped {
             return Some(Event::Done {
                 finish: FinishReason::Stop,
@@ -473,20 +508,31 @@ impl<'m> Worker<'m> {
         None
     }
 
+    /// Sends emitted text with the log probabilities of the tokens it completes.
+    fn emit(active: &mut Active, text: String) {
+        let logprobs = active
+            .logprobs
+            .as_mut()
+            .map(|p| p.release(text.len()))
+            .unwrap_or_default();
+        if !text.is_empty() || !logprobs.is_empty() {
+            let _ = active.job.events.send(Event::Text { text, logprobs });
+        }
+    }
+
     /// Flushes held-back text and builds the final event.
     fn end(active: &mut Active, finish: FinishReason) -> Event {
         let rest = active.decoder.finish();
         let mut tail = active.stop.push(&rest);
         if tail.stopped {
+            Self::emit(active, tail.emit);
             return Event::Done {
                 finish: FinishReason::Stop,
                 completion_tokens: active.generated,
             };
         }
         tail.emit.push_str(&active.stop.flush());
-        if !tail.emit.is_empty() {
-            let _ = active.job.events.send(Event::Text(tail.emit));
-        }
+        Self::emit(active, tail.emit);
         Event::Done {
             finish,
             completion_tokens: active.generated,
@@ -516,12 +562,15 @@ impl<'m> Worker<'m> {
             let _ = active.job.events.send(event);
         }
         self.arrival.retain(|&s| s != i);
-        let idle: Vec<Arc<[LlamaToken]>> = self
-            .slots
+        self.pool.release(self.id, self.idle_caches());
+    }
+
+    /// What each idle slot holds in its cache, for the pool's prefix-aware scheduling.
+    fn idle_caches(&self) -> Vec<Arc<[LlamaToken]>> {
+        self.slots
             .iter()
             .filter(|s| s.active.is_none())
             .map(|s| Arc::from(s.cached.as_slice()))
-            .collect();
-        self.pool.release(self.id, idle);
+            .collect()
     }
 }

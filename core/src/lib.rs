@@ -15,20 +15,31 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Every surface (Python, Node, C, HTTP) enters through one door: [`Registry::call`] with an
+//! [`Operation`] name and a JSON body, or [`Registry::stream`] for streamed answers.
+//!
 //! The data flow: [`Registry`] (routes by access name) → service (one loaded model) → pool
 //! (scheduler, bounded queue) → instance (a worker thread owning one llama context with
-//! several slots, decoding one batch per step) → [`ChatCompletionStream`].
+//! several slots, decoding one batch per step) → [`ChatCompletionStream`]. A service whose
+//! model is an embedding model (an encoder such as BERT) runs embedding instances instead,
+//! which pack the inputs of concurrent requests into one batch.
 
 pub mod api;
 mod backend;
+mod base64;
 mod client;
 mod detokenize;
+mod embed;
+mod embed_pool;
 pub mod error;
 mod gguf;
+mod grammar;
 mod guards;
 mod ids;
 mod instance;
 pub mod limits;
+mod logprobs;
+mod ops;
 mod pool;
 mod registry;
 pub mod sampling;
@@ -36,9 +47,11 @@ mod service;
 mod stop;
 mod stream;
 mod template;
+pub mod wait;
 
 pub use api::*;
-pub use client::{Chat, Client, Completions, Models, Services};
+pub use client::{Chat, Client, Completions, Embeddings, Models, Services};
 pub use error::{Error, ErrorBody, ErrorEnvelope, Result};
+pub use ops::{wants_stream, CallFuture, Operation, ResponseStream};
 pub use registry::Registry;
 pub use stream::ChatCompletionStream;

@@ -1,5 +1,5 @@
-//! The registry: services by access name. Deploy, list, get, scale, delete, and routing of
-//! requests by their `model`.
+//! The registry: services by access name. Deploy, list, retrieve, scale, delete, and routing of
+//! requests by their `model`. Every surface enters through `Registry::call`/`stream` (`ops.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +7,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::api::{
-    unix_now, ChatCompletion, ChatCompletionRequest, Model, ModelList, ServiceInfo, ServiceSpec,
+    unix_now, ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, Model,
+    ModelList, ServiceInfo, ServiceList, ServiceSpec,
 };
 use crate::error::{Error, Result};
 use crate::service::Service;
@@ -63,7 +64,7 @@ impl Registry {
     }
 
     /// Every service, by access name, including those still loading.
-    pub fn list(&self) -> Vec<ServiceInfo> {
+    pub fn list(&self) -> ServiceList {
         let mut all: BTreeMap<String, ServiceInfo> = self
             .services
             .read()
@@ -71,11 +72,11 @@ impl Registry {
             .map(|(name, s)| (name.clone(), s.info()))
             .collect();
         all.extend(self.loading.lock().clone());
-        all.into_values().collect()
+        ServiceList::new(all.into_values().collect())
     }
 
     /// One service's info (status `loading` while its deploy loads the model).
-    pub fn get(&self, access_name: &str) -> Result<ServiceInfo> {
+    pub fn retrieve(&self, access_name: &str) -> Result<ServiceInfo> {
         if let Some(info) = self.loading.lock().get(access_name) {
             return Ok(info.clone());
         }
@@ -148,6 +149,7 @@ impl Registry {
                 .as_ref()
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false),
+            request.logprobs_wanted().is_some(),
             receivers,
         ))
     }
@@ -190,6 +192,21 @@ impl Registry {
             });
         }
         Err(not_found(access_name))
+    }
+
+    /// Embeddings of a request's inputs, blocking the calling thread. The service must serve
+    /// an embedding model; inputs of concurrent requests are encoded together.
+    pub fn embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        self.embeddings_pending(&request)?.wait_blocking()
+    }
+
+    /// Validates and queues an embeddings request; errors come before any work.
+    pub(crate) fn embeddings_pending(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<crate::service::PendingEmbeddings> {
+        request.validate()?;
+        self.service(&request.model)?.embed(request)
     }
 }
 

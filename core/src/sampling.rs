@@ -1,11 +1,17 @@
 //! Sampling: the defaults (one place), and the llama.cpp sampler chain built from a request.
 
+use std::sync::Arc;
+
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::api::ChatCompletionRequest;
+use crate::error::{Error, Result};
 
 /// The values used when a request leaves a parameter out.
 pub mod defaults {
@@ -35,6 +41,10 @@ pub(crate) struct SamplingParams {
     pub frequency_penalty: f32,
     pub seed: u32,
     pub logit_bias: Vec<(i32, f32)>,
+    /// A GBNF grammar the answer must follow (from `response_format`), already checked to parse.
+    pub grammar: Option<Arc<str>>,
+    /// Alternatives per token when log probabilities are asked for (`top_logprobs`).
+    pub logprobs: Option<u32>,
 }
 
 impl SamplingParams {
@@ -60,12 +70,26 @@ impl SamplingParams {
                 .flatten()
                 .filter_map(|(token, bias)| Some((token.parse().ok()?, *bias)))
                 .collect(),
+            grammar: None,
+            logprobs: req.logprobs_wanted(),
         }
+    }
+
+    /// The request's sampler: the chain, and the grammar when the answer is constrained.
+    pub(crate) fn build(&self, model: &LlamaModel) -> Result<Sampler> {
+        let grammar = match &self.grammar {
+            Some(gbnf) => Some(compile_grammar(model, gbnf)?),
+            None => None,
+        };
+        Ok(Sampler {
+            chain: self.chain(model),
+            grammar,
+        })
     }
 
     /// Builds the chain: bias, penalties, then greedy at temperature 0, else
     /// top-k, top-p, min-p, temperature and a seeded draw.
-    pub(crate) fn build(&self, model: &LlamaModel) -> LlamaSampler {
+    fn chain(&self, model: &LlamaModel) -> LlamaSampler {
         let n_vocab = model.n_vocab();
         let mut chain = Vec::new();
         let bias: Vec<LlamaLogitBias> = self
@@ -106,6 +130,66 @@ impl SamplingParams {
         }
         LlamaSampler::chain_simple(chain)
     }
+}
+
+/// Parses a GBNF grammar into a sampler (llama.cpp's parser; its errors are caught by the shim).
+pub(crate) fn compile_grammar(model: &LlamaModel, gbnf: &str) -> Result<LlamaSampler> {
+    LlamaSampler::grammar(model, gbnf, "root").map_err(|e| {
+        Error::invalid(
+            "response_format",
+            format!("The response format's grammar does not compile: {e}"),
+        )
+    })
+}
+
+/// A request's sampler. With a grammar it samples as llama.cpp's common sampler does: the chain
+/// picks a token from the unconstrained candidates, the grammar checks that one token, and only
+/// if it is rejected is the grammar applied to the whole vocabulary (a full scan per token would
+/// hold back every slot of the batch). No token the grammar rejects is ever accepted into it:
+/// llama.cpp throws or aborts the process on that.
+pub(crate) struct Sampler {
+    chain: LlamaSampler,
+    grammar: Option<LlamaSampler>,
+}
+
+impl Sampler {
+    /// The next token from batch row `at`; an error when the grammar allows no token the chain
+    /// can pick (an impossible constraint ends the request, never the process).
+    pub(crate) fn sample(&mut self, ctx: &LlamaContext<'_>, at: i32) -> Result<LlamaToken> {
+        let Some(grammar) = self.grammar.as_mut() else {
+            return Ok(self.chain.sample(ctx, at));
+        };
+        let mut candidates = ctx.token_data_array_ith(at);
+        candidates.apply_sampler(&mut self.chain);
+        let mut token = candidates
+            .selected_token()
+            .filter(|&t| grammar_allows(grammar, t));
+        if token.is_none() {
+            let mut candidates = ctx.token_data_array_ith(at);
+            candidates.apply_sampler(grammar);
+            candidates.apply_sampler(&mut self.chain);
+            token = candidates
+                .selected_token()
+                .filter(|&t| grammar_allows(grammar, t));
+        }
+        let unsatisfiable = || {
+            Error::invalid(
+                "response_format",
+                "The response format cannot be satisfied with these sampling parameters: no token the model may emit continues it.",
+            )
+        };
+        let token = token.ok_or_else(unsatisfiable)?;
+        grammar.try_accept(token).map_err(|_| unsatisfiable())?;
+        self.chain.accept(token);
+        Ok(token)
+    }
+}
+
+/// Whether the grammar, in its current state, lets `token` come next.
+fn grammar_allows(grammar: &mut LlamaSampler, token: LlamaToken) -> bool {
+    let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
+    one.apply_sampler(grammar);
+    one.data.first().is_some_and(|d| d.logit().is_finite())
 }
 
 /// A seed for requests that gave none: different per call.

@@ -1,5 +1,10 @@
 //! A service: its spec, its loaded model (shared by all its instances), its chat template,
-//! its pool, its status and its usage counters.
+//! its engine (chat pool or embedding pool, by the model's kind), its status and its usage
+//! counters. Embedding requests are in `service/embeddings.rs`.
+
+mod embeddings;
+
+pub(crate) use embeddings::PendingEmbeddings;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,11 +15,13 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::api::{
-    defaults, unix_now, BaseModel, ChatCompletionRequest, ServiceInfo, ServiceSpec, ServiceStatus,
-    ServiceUsage,
+    defaults, unix_now, BaseModel, ChatCompletionRequest, ServiceInfo, ServiceKind, ServiceSpec,
+    ServiceStatus, ServiceUsage,
 };
+use crate::embed_pool::EmbedPool;
 use crate::error::{Error, Result};
-use crate::gguf::{kv_geometry, load_model, KvGeometry};
+use crate::gguf::{kv_geometry, load_model, service_kind, KvGeometry};
+use crate::grammar::GrammarCache;
 use crate::guards::{self, BATCH_SIZE};
 use crate::instance::{self, Counters, Event, InstanceConfig, InstanceShared, Job};
 use crate::limits::{check_kv_memory, KvRequest, MAX_INSTANCES};
@@ -28,7 +35,8 @@ pub(crate) struct Service {
     base: BaseModel,
     model: Arc<LlamaModel>,
     template: ChatTemplate,
-    pool: Arc<Pool>,
+    grammars: GrammarCache,
+    engine: Engine,
     counters: Arc<Counters>,
     context_lock: Arc<Mutex<()>>,
     /// Why an instance stopped unexpectedly, if one did.
@@ -36,13 +44,38 @@ pub(crate) struct Service {
     /// Context length of each slot.
     slot_context: u32,
     /// What one token of KV cache costs, to size scale-ups against the machine.
-    kv: KvGeometry,
+    /// What a token of KV cache costs (chat services; encoders keep no KV cache).
+    kv: Option<KvGeometry>,
     /// The longest text of one token, in bytes.
     max_token_bytes: usize,
     created: u64,
     status: Mutex<(ServiceStatus, Option<String>)>,
     /// Serialises scale and delete.
     lifecycle: Mutex<LifeCycle>,
+}
+
+/// What runs a service's requests, by the kind of its model.
+enum Engine {
+    /// Generative instances, each with sequence slots and a KV cache.
+    Chat(Arc<Pool>),
+    /// Embedding instances sharing one queue of inputs; no KV cache.
+    Embedding(Arc<EmbedPool>),
+}
+
+impl Engine {
+    fn kind(&self) -> ServiceKind {
+        match self {
+            Engine::Chat(_) => ServiceKind::Chat,
+            Engine::Embedding(_) => ServiceKind::Embedding,
+        }
+    }
+
+    fn instance_count(&self) -> usize {
+        match self {
+            Engine::Chat(pool) => pool.instance_count(),
+            Engine::Embedding(pool) => pool.instance_count(),
+        }
+    }
 }
 
 struct LifeCycle {
@@ -66,28 +99,43 @@ fn kv_param(spec: &ServiceSpec) -> &'static str {
 pub(crate) struct Prepared {
     pub prompt: Arc<[LlamaToken]>,
     pub max_tokens: u32,
+    /// The grammar the answer must follow (`response_format`).
+    pub grammar: Option<Arc<str>>,
 }
 
 impl Service {
     /// Loads the model and starts the instances. Blocks for the load.
     pub(crate) fn start(id: String, spec: ServiceSpec, base: BaseModel) -> Result<Arc<Self>> {
-        // The KV cache is sized against the machine before the weights are even loaded.
-        let kv = kv_geometry(&spec.model, &base.architecture)?;
-        let requested = spec.context_length.unwrap_or(defaults::CONTEXT_LENGTH);
-        let trained = base.trained_context_length;
-        check_kv_memory(&KvRequest {
-            geometry: kv,
-            slots: spec.slots,
-            slot_context: if trained > 0 {
-                requested.min(trained)
-            } else {
-                requested
-            },
-            instances: spec.instances,
-            gpu_layers: spec.gpu_layers,
-            weights: base.file_size,
-            param: kv_param(&spec),
-        })?;
+        let kind = service_kind(&spec.model, &base.architecture);
+        let kv = if kind == ServiceKind::Chat {
+            // The KV cache is sized against the machine before the weights are even loaded.
+            let kv = kv_geometry(&spec.model, &base.architecture)?;
+            let requested = spec.context_length.unwrap_or(defaults::CONTEXT_LENGTH);
+            let trained = base.trained_context_length;
+            check_kv_memory(&KvRequest {
+                geometry: kv,
+                slots: spec.slots,
+                slot_context: if trained > 0 {
+                    requested.min(trained)
+                } else {
+                    requested
+                },
+                instances: spec.instances,
+                gpu_layers: spec.gpu_layers,
+                weights: base.file_size,
+                param: kv_param(&spec),
+            })?;
+            Some(kv)
+        } else {
+            None
+        };
+        let engine = match kind {
+            ServiceKind::Chat => Engine::Chat(Arc::new(Pool::new(
+                spec.access_name.clone(),
+                spec.queue_size,
+            ))),
+            ServiceKind::Embedding => embeddings::engine(&spec)?,
+        };
         let (model, base) = load_model(&spec.model, spec.gpu_layers, base)?;
         let vocab = model.vocab();
         let n_vocab = vocab.n_tokens();
@@ -120,11 +168,12 @@ impl Service {
             .unwrap_or(defaults::CONTEXT_LENGTH)
             .min(trained);
         let service = Arc::new(Service {
-            pool: Arc::new(Pool::new(spec.access_name.clone(), spec.queue_size)),
+            engine,
             id,
             base,
             model,
             template,
+            grammars: GrammarCache::default(),
             counters: Arc::default(),
             context_lock: Arc::default(),
             failure: Arc::default(),
@@ -182,17 +231,21 @@ impl Service {
 
     pub(crate) fn info(&self) -> ServiceInfo {
         let (status, status_reason) = self.status_with_reason();
-        let instances = self.pool.instance_count();
+        let instances = self.engine.instance_count();
         let c = &self.counters;
         ServiceInfo {
             id: self.id.clone(),
             name: self.spec.name.clone(),
             access_name: self.spec.access_name.clone(),
+            kind: self.engine.kind(),
             base_model: self.base.clone(),
             instances,
             status,
             status_reason,
-            slots_per_instance: self.spec.slots,
+            slots_per_instance: match self.engine {
+                Engine::Chat(_) => self.spec.slots,
+                Engine::Embedding(_) => embeddings::BATCH_INPUTS,
+            },
             context_length: self.slot_context,
             threads_per_instance: self.threads_per_instance(instances),
             queue_size: self.spec.queue_size,
@@ -212,6 +265,7 @@ impl Service {
             id,
             name: spec.name.clone(),
             access_name: spec.access_name.clone(),
+            kind: service_kind(&spec.model, &base.architecture),
             base_model: base,
             instances: 0,
             status: ServiceStatus::Loading,
@@ -228,7 +282,11 @@ impl Service {
 
     /// Starts `count` more instances on the already-loaded weights.
     fn add_instances(&self, life: &mut LifeCycle, count: usize) -> Result<()> {
-        let total = self.pool.instance_count() + count;
+        let pool = match &self.engine {
+            Engine::Chat(pool) => pool,
+            Engine::Embedding(pool) => return self.add_embedding_instances(pool, life, count),
+        };
+        let total = pool.instance_count() + count;
         let config = InstanceConfig {
             slots: self.spec.slots,
             slot_context: self.slot_context,
@@ -241,15 +299,14 @@ impl Service {
             let (inbox_tx, inbox_rx) = std::sync::mpsc::channel();
             let shared = InstanceShared {
                 model: self.model.clone(),
-                pool: self.pool.clone(),
+                pool: pool.clone(),
                 counters: self.counters.clone(),
                 context_lock: self.context_lock.clone(),
                 failure: self.failure.clone(),
             };
             let thread =
                 instance::spawn(id, &self.spec.access_name, config.clone(), shared, inbox_rx)?;
-            self.pool
-                .add_instance(id, inbox_tx, self.spec.slots, thread);
+            pool.add_instance(id, inbox_tx, self.spec.slots, thread);
         }
         Ok(())
     }
@@ -276,21 +333,28 @@ impl Service {
                 status: self.status().as_str().into(),
             });
         }
-        let current = self.pool.instance_count();
+        let current = self.engine.instance_count();
         self.set_status(ServiceStatus::Scaling, None);
         let result = if instances > current {
-            check_kv_memory(&KvRequest {
-                geometry: self.kv,
-                slots: self.spec.slots,
-                slot_context: self.slot_context,
-                instances: instances - current,
-                gpu_layers: self.spec.gpu_layers,
-                weights: 0,
-                param: "instances",
-            })
-            .and_then(|()| self.add_instances(&mut life, instances - current))
+            self.kv
+                .map_or(Ok(()), |geometry| {
+                    check_kv_memory(&KvRequest {
+                        geometry,
+                        slots: self.spec.slots,
+                        slot_context: self.slot_context,
+                        instances: instances - current,
+                        gpu_layers: self.spec.gpu_layers,
+                        weights: 0,
+                        param: "instances",
+                    })
+                })
+                .and_then(|()| self.add_instances(&mut life, instances - current))
         } else {
-            for thread in self.pool.detach_instances(current - instances) {
+            let threads = match &self.engine {
+                Engine::Chat(pool) => pool.detach_instances(current - instances),
+                Engine::Embedding(pool) => pool.detach_instances(current - instances),
+            };
+            for thread in threads {
                 let _ = thread.join();
             }
             Ok(())
@@ -303,11 +367,15 @@ impl Service {
     pub(crate) fn drain_and_stop(&self) {
         let _life = self.lifecycle.lock();
         self.set_status(ServiceStatus::Deleting, None);
-        self.pool.drain_and_stop();
+        match &self.engine {
+            Engine::Chat(pool) => pool.drain_and_stop(),
+            Engine::Embedding(pool) => pool.drain_and_stop(),
+        }
     }
 
     /// Renders, tokenizes and checks a request against the context.
     pub(crate) fn prepare(&self, req: &ChatCompletionRequest) -> Result<Prepared> {
+        self.expect_kind(ServiceKind::Chat)?;
         let text = self.template.render(&req.messages)?;
         guards::prompt_text_fits(text.len(), self.slot_context, self.max_token_bytes)?;
         let prompt = self.tokenize(&text);
@@ -333,15 +401,26 @@ impl Service {
                 },
             });
         }
+        let grammar = req
+            .response_format
+            .as_ref()
+            .and_then(|f| f.schema_json())
+            .map(|schema| self.grammars.grammar_for(&self.model, &schema))
+            .transpose()?;
         Ok(Prepared {
             max_tokens: requested.unwrap_or(context - prompt_len),
             prompt: prompt.into(),
+            grammar,
         })
     }
 
     /// Tokenizes a rendered prompt (special tokens parsed; BOS added unless the text has one).
+    /// On an embedding service: as its inputs are tokenized (special tokens added, none parsed).
     pub(crate) fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
         let vocab = self.model.vocab();
+        if let Engine::Embedding(_) = self.engine {
+            return vocab.tokenize(text.as_bytes(), true, false);
+        }
         let bos = self.template.bos_token();
         let add_bos = bos.is_empty() || !text.starts_with(bos);
         vocab.tokenize(text.as_bytes(), add_bos, true)
@@ -362,13 +441,19 @@ impl Service {
                 })
             }
         }
+        let Engine::Chat(pool) = &self.engine else {
+            return Err(self.wrong_kind(ServiceKind::Chat));
+        };
         let n = req.n.unwrap_or(1);
         let mut receivers = Vec::with_capacity(n as usize);
         for index in 0..n {
             let (tx, rx) = unbounded_channel();
-            self.pool.submit(Job {
+            pool.submit(Job {
                 prompt: prepared.prompt.clone(),
-                sampling: SamplingParams::from_request(req, index),
+                sampling: SamplingParams {
+                    grammar: prepared.grammar.clone(),
+                    ..SamplingParams::from_request(req, index)
+                },
                 max_tokens: prepared.max_tokens,
                 stop: req.stop_sequences(),
                 events: tx,
@@ -380,5 +465,27 @@ impl Service {
             .prompt_tokens
             .fetch_add(prepared.prompt.len() as u64, Ordering::Relaxed);
         Ok(receivers)
+    }
+
+    /// A 400 naming `model` unless the service is of kind `wanted`.
+    fn expect_kind(&self, wanted: ServiceKind) -> Result<()> {
+        if self.engine.kind() == wanted {
+            Ok(())
+        } else {
+            Err(self.wrong_kind(wanted))
+        }
+    }
+
+    fn wrong_kind(&self, wanted: ServiceKind) -> Error {
+        let name = &self.spec.access_name;
+        let message = match wanted {
+            ServiceKind::Chat => format!(
+                "The model `{name}` is an embedding model: it serves embeddings, not chat completions."
+            ),
+            ServiceKind::Embedding => format!(
+                "The model `{name}` is a chat model: it does not serve embeddings. Deploy an embedding model (e.g. a BERT GGUF) for them."
+            ),
+        };
+        Error::invalid("model", message)
     }
 }

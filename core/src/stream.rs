@@ -4,14 +4,13 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::api::{
-    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta,
-    FinishReason, Role, Usage,
+    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChoiceLogprobs, ChunkChoice,
+    Delta, FinishReason, Role, Usage,
 };
 use crate::error::{Error, Result};
 use crate::instance::Event;
@@ -30,6 +29,8 @@ pub struct ChatCompletionStream {
     prompt_tokens: u32,
     completion_tokens: u32,
     include_usage: bool,
+    /// Whether chunks carry log probabilities (`logprobs: true` in the request).
+    logprobs: bool,
     choices: Vec<ChoiceStream>,
     ready: VecDeque<ChatCompletionChunk>,
     done: bool,
@@ -51,6 +52,7 @@ impl ChatCompletionStream {
         model: String,
         prompt_tokens: u32,
         include_usage: bool,
+        logprobs: bool,
         receivers: Vec<UnboundedReceiver<Event>>,
     ) -> Self {
         let mut stream = ChatCompletionStream {
@@ -60,6 +62,7 @@ impl ChatCompletionStream {
             prompt_tokens,
             completion_tokens: 0,
             include_usage,
+            logprobs,
             choices: receivers
                 .into_iter()
                 .map(|events| ChoiceStream {
@@ -165,8 +168,8 @@ impl ChatCompletionStream {
 
     fn on_event(&mut self, index: u32, event: Option<Event>) -> Result<()> {
         match event {
-            Some(Event::Text(text)) => {
-                let chunk = self.chunk(
+            Some(Event::Text { text, logprobs }) => {
+                let mut chunk = self.chunk(
                     index,
                     Delta {
                         role: None,
@@ -174,6 +177,12 @@ impl ChatCompletionStream {
                     },
                     None,
                 );
+                if self.logprobs {
+                    chunk.choices[0].logprobs = Some(ChoiceLogprobs {
+                        content: Some(logprobs),
+                        refusal: None,
+                    });
+                }
                 self.ready.push_back(chunk);
                 Ok(())
             }
@@ -201,7 +210,7 @@ impl ChatCompletionStream {
 
     /// The next chunk, blocking the calling thread (not for use inside an async runtime).
     pub fn next_blocking(&mut self) -> Option<Result<ChatCompletionChunk>> {
-        block_on(|cx| self.poll_next_chunk(cx))
+        crate::wait::block_on(self.next_chunk())
     }
 
     /// Like [`next_blocking`](Self::next_blocking), but gives up after `timeout` with
@@ -210,24 +219,12 @@ impl ChatCompletionStream {
         &mut self,
         timeout: std::time::Duration,
     ) -> Poll<Option<Result<ChatCompletionChunk>>> {
-        let deadline = std::time::Instant::now() + timeout;
-        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            if let Poll::Ready(v) = self.poll_next_chunk(&mut cx) {
-                return Poll::Ready(v);
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return Poll::Pending;
-            }
-            std::thread::park_timeout(deadline - now);
-        }
+        crate::wait::poll_for(|cx| self.poll_next_chunk(cx), Some(timeout))
     }
 
     /// Gathers the rest of the stream into one [`ChatCompletion`].
     pub async fn collect(mut self) -> Result<ChatCompletion> {
-        let mut gather = Gather::new(self.choices.len());
+        let mut gather = Gather::new(self.choices.len(), self.logprobs);
         while let Some(chunk) = self.next_chunk().await {
             gather.add(chunk?);
         }
@@ -235,12 +232,8 @@ impl ChatCompletionStream {
     }
 
     /// Gathers the rest of the stream, blocking the calling thread.
-    pub fn collect_blocking(mut self) -> Result<ChatCompletion> {
-        let mut gather = Gather::new(self.choices.len());
-        while let Some(chunk) = self.next_blocking() {
-            gather.add(chunk?);
-        }
-        Ok(gather.finish(&self))
+    pub fn collect_blocking(self) -> Result<ChatCompletion> {
+        crate::wait::block_on(self.collect())
     }
 }
 
@@ -256,13 +249,16 @@ impl futures_core::Stream for ChatCompletionStream {
 struct Gather {
     content: Vec<String>,
     finish: Vec<FinishReason>,
+    /// Each choice's log probabilities, when asked for.
+    logprobs: Vec<Option<ChoiceLogprobs>>,
 }
 
 impl Gather {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, logprobs: bool) -> Self {
         Gather {
             content: vec![String::new(); n],
             finish: vec![FinishReason::Stop; n],
+            logprobs: vec![logprobs.then(ChoiceLogprobs::empty); n],
         }
     }
 
@@ -271,6 +267,15 @@ impl Gather {
             let i = c.index as usize;
             if let Some(text) = c.delta.content {
                 self.content[i].push_str(&text);
+            }
+            if let (
+                Some(all),
+                Some(ChoiceLogprobs {
+                    content: Some(new), ..
+                }),
+            ) = (self.logprobs[i].as_mut(), c.logprobs)
+            {
+                all.content.get_or_insert_with(Vec::new).extend(new);
             }
             if let Some(f) = c.finish_reason {
                 self.finish[i] = f;
@@ -288,38 +293,19 @@ impl Gather {
                 .content
                 .into_iter()
                 .zip(self.finish)
+                .zip(self.logprobs)
                 .enumerate()
-                .map(|(i, (content, finish_reason))| Choice {
+                .map(|(i, ((content, finish_reason), logprobs))| Choice {
                     index: i as u32,
                     message: AssistantMessage {
                         role: Role::Assistant,
                         content: Some(content),
                     },
                     finish_reason,
-                    logprobs: None,
+                    logprobs,
                 })
                 .collect(),
             usage: Usage::new(stream.prompt_tokens, stream.completion_tokens),
         }
-    }
-}
-
-/// Parks the thread until woken: enough to drive a stream from blocking code.
-struct ThreadWaker(std::thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-fn block_on<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
     }
 }

@@ -1,5 +1,6 @@
 /*
- * Deploys SmolLM2 as a model service, prints a chat completion, then streams a second one.
+ * Deploys SmolLM2 as a model service, prints a chat completion, then streams a second one,
+ * all through the one entry (`ms_call`, `ms_call_stream`), which serves every operation by name.
  *
  *   make -C bindings-c example            (builds bindings-c/build/chat)
  *   bindings-c/build/chat [model.gguf] ["prompt"]
@@ -120,11 +121,11 @@ int main(int argc, char **argv) {
     json_quote(spec, model);
     strcat(spec, "}");
     char *info = NULL;
-    status = ms_services_deploy(registry, spec, &info);
+    status = ms_call(registry, "services.deploy", spec, &info);
     free(spec);
     if (status != MS_STATUS_OK) {
         ms_registry_free(registry);
-        return fail("ms_services_deploy", status);
+        return fail("services.deploy", status);
     }
     fprintf(stderr, "deployed: %s\n", info);
     ms_string_free(info);
@@ -137,11 +138,11 @@ int main(int argc, char **argv) {
 
     /* A whole completion: the `chat.completion` object as JSON. */
     char *response = NULL;
-    status = ms_chat_completions_create(registry, request, &response);
+    status = ms_call(registry, "chat.completions.create", request, &response);
     if (status != MS_STATUS_OK) {
         free(request);
         ms_registry_free(registry);
-        return fail("ms_chat_completions_create", status);
+        return fail("chat.completions.create", status);
     }
     fprintf(stderr, "response: %s\n", response);
     printf("answer: ");
@@ -151,11 +152,11 @@ int main(int argc, char **argv) {
 
     /* A streamed completion: pull `chat.completion.chunk`s until the end. */
     ms_stream *stream = NULL;
-    status = ms_chat_completions_create_stream(registry, request, &stream);
+    status = ms_call_stream(registry, "chat.completions.create", request, &stream);
     free(request);
     if (status != MS_STATUS_OK) {
         ms_registry_free(registry);
-        return fail("ms_chat_completions_create_stream", status);
+        return fail("chat.completions.create (stream)", status);
     }
     printf("streamed: ");
     char *chunk = NULL;
@@ -171,7 +172,7 @@ int main(int argc, char **argv) {
         return fail("ms_stream_next", status);
     }
 
-    /* Delete asks for the display name as confirmation. */
+    /* Delete asks for the display name as confirmation (a typed convenience over ms_call). */
     status = ms_services_delete(registry, ACCESS_NAME, "test", NULL);
     ms_registry_free(registry);
     if (status != MS_STATUS_OK) return fail("ms_services_delete", status);

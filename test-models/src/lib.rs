@@ -15,6 +15,12 @@ pub fn gemma3() -> PathBuf {
     path("gemma3")
 }
 
+/// all-MiniLM-L6-v2 (BERT encoder, 384 dims, mean pooling), converted to F32 GGUF by
+/// `scripts/minilm-to-gguf`: the embedding model.
+pub fn minilm() -> PathBuf {
+    path("minilm")
+}
+
 /// The cached path of test model `name`, fetched if needed; asked once per process.
 pub fn path(name: &str) -> PathBuf {
     static PATHS: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();

@@ -1,11 +1,13 @@
 //! Shared helpers of the integration tests: the real models and small service specs.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 
 use modelservice::{ChatCompletion, ChatCompletionRequest, ChatMessage, Registry, ServiceSpec};
 
-pub use modelservice_test_models::{gemma3, smollm2};
+// Each test binary uses some of the models.
+#[allow(unused_imports)]
+pub use modelservice_test_models::{gemma3, minilm, smollm2};
 
 /// A small service: 1 instance, 4 slots of 1024 tokens, one thread (tests run side by side).
 pub fn spec(access_name: &str, model: PathBuf) -> ServiceSpec {

@@ -25,8 +25,18 @@ from ._native import (
     Registry,
     __version__,
 )
+from ._parsing import LengthFinishReasonError
 from ._streaming import AsyncStream, Stream
-from .types import ChatCompletion, ChatCompletionChunk, Model, ModelList, Service
+from .types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    CreateEmbeddingResponse,
+    Embedding,
+    Model,
+    ModelList,
+    Service,
+    ServiceList,
+)
 
 # The `openai` SDK's name for the base of its errors.
 OpenAIError = ModelServiceError
@@ -42,9 +52,12 @@ __all__ = [
     "types",
     "ChatCompletion",
     "ChatCompletionChunk",
+    "CreateEmbeddingResponse",
+    "Embedding",
     "Model",
     "ModelList",
     "Service",
+    "ServiceList",
     "ModelServiceError",
     "OpenAIError",
     "APIError",
@@ -56,5 +69,6 @@ __all__ = [
     "RateLimitError",
     "InternalServerError",
     "ModelLoadError",
+    "LengthFinishReasonError",
     "__version__",
 ]

@@ -1,21 +1,35 @@
-"""`OpenAI` and `AsyncOpenAI`: the `openai` SDK's client surface, served in-process by the
-engine. Requests are sent to the engine as JSON and parsed there by the core's own request
-type, so its validation and error naming (`param`) apply unchanged."""
+"""`OpenAI` and `AsyncOpenAI`: the `openai` SDK's client surface, served in-process by the engine.
+
+Each SDK method names one engine operation (its resource path: `client.chat.completions.create`
+is `chat.completions.create`) and sends its parameters as a JSON body. The engine parses and
+checks the body with the core's own types, so a bad or unknown field is refused there, named in
+the error's `param`; nothing here lists or checks fields."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Callable, Literal, Optional, TypeVar, Union, overload
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict, TypeVar, Union, overload
 
 from . import _native
 from ._executor import POLL_SECONDS, executor
+from ._parsing import parse_completion, response_format_param
 from ._streaming import AsyncStream, Stream
-from .types import ChatCompletion, Model, ModelList, Service
+from .types import ChatCompletion, CreateEmbeddingResponse, Model, ModelList, Service, ServiceList
 
-__all__ = ["OpenAI", "AsyncOpenAI", "NotGiven", "NOT_GIVEN"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .types import (
+        ChatCompletionCreateParams,
+        ChatCompletionCreateParamsNonStreaming,
+        ChatCompletionCreateParamsStreaming,
+        EmbeddingCreateParams,
+    )
+
+__all__ = ["OpenAI", "AsyncOpenAI", "NotGiven", "NOT_GIVEN", "RequestOptions"]
 
 _R = TypeVar("_R")
 
@@ -32,21 +46,27 @@ class NotGiven:
 
 NOT_GIVEN = NotGiven()
 
-# The request fields the engine knows, read from the core's request type.
-REQUEST_FIELDS = frozenset(_native.request_fields())
-# The service spec fields, read from the core's spec type.
-SPEC_FIELDS = frozenset(_native.service_spec_fields())
-# Parameters of the `openai` SDK's `create()` that the engine accepts and ignores, so code
-# written for the SDK keeps working (tools, response formats, storage, ...).
-SDK_ONLY_PARAMS = frozenset(
-    {
-        "audio", "function_call", "functions", "logprobs", "metadata", "modalities", "moderation",
-        "parallel_tool_calls", "prediction", "prompt_cache_key", "prompt_cache_options",
-        "prompt_cache_retention", "reasoning_effort", "response_format", "safety_identifier",
-        "service_tier", "store", "tool_choice", "tools", "top_logprobs", "verbosity",
-        "web_search_options",
-    }
-)  # fmt: skip
+
+class RequestOptions(TypedDict, total=False):
+    """The SDK's per-request options, taken by every method. `extra_body` is merged into the
+    request body; the others only matter over HTTP and are accepted so SDK code runs unchanged."""
+
+    extra_headers: Optional[Mapping[str, str]]
+    extra_query: Optional[Mapping[str, object]]
+    extra_body: Optional[Mapping[str, object]]
+    timeout: Union[float, None, NotGiven]
+
+
+if TYPE_CHECKING:
+    # `create()`'s keywords: the generated request TypedDicts plus the request options.
+    class _CreateNonStreaming(ChatCompletionCreateParamsNonStreaming, RequestOptions, total=False): ...
+
+    class _CreateStreaming(ChatCompletionCreateParamsStreaming, RequestOptions, total=False): ...
+
+    class _Create(ChatCompletionCreateParams, RequestOptions, total=False):
+        stream: Optional[bool]
+
+    class _EmbeddingCreate(EmbeddingCreateParams, RequestOptions, total=False): ...
 
 
 def _omitted(value: object) -> bool:
@@ -67,6 +87,15 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _invalid_value(message: str, param: Optional[str]) -> _native.BadRequestError:
+    """The engine's error for a value it cannot read, for a value that cannot even become JSON."""
+    error = _native.BadRequestError(message)
+    error.message, error.status_code, error.type, error.param = message, 400, "invalid_request_error", param
+    error.code = "invalid_value"
+    error.body = {"message": message, "type": error.type, "param": param, "code": error.code}
+    return error
+
+
 def _dumps(body: Mapping[str, Any]) -> str:
     try:
         return json.dumps(body, default=_json_default, allow_nan=False)
@@ -75,36 +104,48 @@ def _dumps(body: Mapping[str, Any]) -> str:
             try:
                 json.dumps(value, default=_json_default, allow_nan=False)
             except (TypeError, ValueError):
-                raise _native.invalid_request_error(f"Invalid value for `{key}`: {e}", key) from None
-        raise _native.invalid_request_error(f"Invalid request: {e}") from None
+                raise _invalid_value(f"Invalid value for `{key}`: {e}", key) from None
+        raise _invalid_value(f"Invalid request: {e}", None) from None
 
 
-def _request_body(named: Mapping[str, Any], sdk_params: Mapping[str, Any]) -> str:
-    for key in sdk_params:
-        if key not in SDK_ONLY_PARAMS:
-            raise TypeError(f"create() got an unexpected keyword argument '{key}'")
-    body = {k: v for k, v in named.items() if k in REQUEST_FIELDS and not _omitted(v)}
-    body.update((k, v) for k, v in sdk_params.items() if not _omitted(v))
-    if body.get("stream") is False:
-        del body["stream"]
-    extra = named.get("extra_body")
-    if extra:
-        body.update(extra)
+def _body(params: Mapping[str, Any]) -> str:
+    """An operation's JSON body: the parameters that were passed, and `extra_body` merged in."""
+    body = {k: v for k, v in params.items() if k not in RequestOptions.__annotations__ and not _omitted(v)}
+    body.update(params.get("extra_body") or {})
     return _dumps(body)
-
-
-def _spec_body(spec: Optional[Mapping[str, Any]], fields: Mapping[str, Any]) -> str:
-    merged = {**(spec or {}), **fields}
-    for key in merged:
-        if key not in SPEC_FIELDS:
-            raise _native.invalid_request_error(
-                f"Unknown service field `{key}`; the fields are: {', '.join(sorted(SPEC_FIELDS))}.", key
-            )
-    return _dumps(merged)
 
 
 async def _off_loop(fn: Callable[..., _R], *args: Any) -> _R:
     return await asyncio.get_running_loop().run_in_executor(executor(), fn, *args)
+
+
+class _Resource:
+    """A group of SDK methods (`client.models` ...), each one engine operation."""
+
+    def __init__(self, registry: _native.Registry) -> None:
+        self._registry = registry
+
+    def _call(self, op: str, params: Mapping[str, Any]) -> str:
+        return self._registry.call(op, _body(params))
+
+
+class _AsyncResource:
+    """A group of `AsyncOpenAI` methods: the engine works on its threads and the event loop
+    waits in short slices off the loop; cancelling the awaiting task stops the work."""
+
+    def __init__(self, registry: _native.Registry) -> None:
+        self._registry = registry
+
+    async def _call(self, op: str, params: Mapping[str, Any]) -> str:
+        pending = self._registry.start(op, _body(params))
+        try:
+            while True:
+                answer = await _off_loop(pending.wait, POLL_SECONDS)
+                if answer is not None:
+                    return answer
+        except asyncio.CancelledError:
+            pending.cancel()
+            raise
 
 
 def _registry_of(registry: Union[_native.Registry, OpenAI, AsyncOpenAI, None]) -> _native.Registry:
@@ -115,17 +156,6 @@ def _registry_of(registry: Union[_native.Registry, OpenAI, AsyncOpenAI, None]) -
     if isinstance(registry, (OpenAI, AsyncOpenAI)):
         return registry.registry
     raise TypeError(f"registry must be a modelservice.Registry or a client, not {type(registry).__name__}")
-
-
-def _deploy_all(
-    registry: _native.Registry, services: Union[Iterable[Mapping[str, Any]], Mapping[str, Any], None]
-) -> None:
-    if services is None:
-        return
-    if isinstance(services, Mapping):
-        services = [services]
-    for spec in services:
-        registry.deploy(_spec_body(spec, {}))
 
 
 class _ClientOptions:
@@ -154,137 +184,44 @@ class _ClientOptions:
         self.max_retries = max_retries
         self.default_headers = dict(default_headers or {})
         self.default_query = dict(default_query or {})
-        _deploy_all(self.registry, services)
+        if isinstance(services, Mapping):
+            services = [services]
+        for spec in services or ():
+            self.registry.call("services.deploy", _body(spec))
 
 
 # ---------------------------------------------------------------- sync
 
 
-class Completions:
+class Completions(_Resource):
     """`client.chat.completions`."""
 
-    def __init__(self, registry: _native.Registry) -> None:
-        self._registry = registry
-
     @overload
-    def create(
-        self,
-        *,
-        messages: Iterable[Any],
-        model: str,
-        frequency_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        logit_bias: Union[Optional[Mapping[str, float]], NotGiven] = NOT_GIVEN,
-        max_completion_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        max_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        min_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        n: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        presence_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        repeat_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        seed: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        stop: Union[Union[str, Sequence[str], None], NotGiven] = NOT_GIVEN,
-        stream: Literal[False] = False,
-        stream_options: Union[Optional[Mapping[str, Any]], NotGiven] = NOT_GIVEN,
-        temperature: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        top_k: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        top_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        user: Union[str, NotGiven] = NOT_GIVEN,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        extra_query: Optional[Mapping[str, object]] = None,
-        extra_body: Optional[Mapping[str, object]] = None,
-        timeout: Union[float, None, NotGiven] = NOT_GIVEN,
-        **sdk_params: Any,
-    ) -> ChatCompletion: ...
-
+    def create(self, **params: Unpack[_CreateNonStreaming]) -> ChatCompletion: ...
     @overload
-    def create(
-        self,
-        *,
-        messages: Iterable[Any],
-        model: str,
-        frequency_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        logit_bias: Union[Optional[Mapping[str, float]], NotGiven] = NOT_GIVEN,
-        max_completion_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        max_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        min_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        n: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        presence_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        repeat_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        seed: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        stop: Union[Union[str, Sequence[str], None], NotGiven] = NOT_GIVEN,
-        stream: Literal[True],
-        stream_options: Union[Optional[Mapping[str, Any]], NotGiven] = NOT_GIVEN,
-        temperature: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        top_k: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        top_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        user: Union[str, NotGiven] = NOT_GIVEN,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        extra_query: Optional[Mapping[str, object]] = None,
-        extra_body: Optional[Mapping[str, object]] = None,
-        timeout: Union[float, None, NotGiven] = NOT_GIVEN,
-        **sdk_params: Any,
-    ) -> Stream: ...
-
+    def create(self, **params: Unpack[_CreateStreaming]) -> Stream: ...
     @overload
-    def create(
-        self,
-        *,
-        messages: Iterable[Any],
-        model: str,
-        frequency_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        logit_bias: Union[Optional[Mapping[str, float]], NotGiven] = NOT_GIVEN,
-        max_completion_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        max_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        min_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        n: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        presence_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        repeat_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        seed: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        stop: Union[Union[str, Sequence[str], None], NotGiven] = NOT_GIVEN,
-        stream: bool,
-        stream_options: Union[Optional[Mapping[str, Any]], NotGiven] = NOT_GIVEN,
-        temperature: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        top_k: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        top_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        user: Union[str, NotGiven] = NOT_GIVEN,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        extra_query: Optional[Mapping[str, object]] = None,
-        extra_body: Optional[Mapping[str, object]] = None,
-        timeout: Union[float, None, NotGiven] = NOT_GIVEN,
-        **sdk_params: Any,
-    ) -> Union[ChatCompletion, Stream]: ...
+    def create(self, **params: Unpack[_Create]) -> Union[ChatCompletion, Stream]: ...
 
-    def create(
-        self,
-        *,
-        messages: Iterable[Any],
-        model: str,
-        frequency_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        logit_bias: Union[Optional[Mapping[str, float]], NotGiven] = NOT_GIVEN,
-        max_completion_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        max_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        min_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        n: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        presence_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        repeat_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        seed: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        stop: Union[Union[str, Sequence[str], None], NotGiven] = NOT_GIVEN,
-        stream: bool = False,
-        stream_options: Union[Optional[Mapping[str, Any]], NotGiven] = NOT_GIVEN,
-        temperature: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        top_k: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        top_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        user: Union[str, NotGiven] = NOT_GIVEN,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        extra_query: Optional[Mapping[str, object]] = None,
-        extra_body: Optional[Mapping[str, object]] = None,
-        timeout: Union[float, None, NotGiven] = NOT_GIVEN,
-        **sdk_params: Any,
-    ) -> Union[ChatCompletion, Stream]:
+    def create(self, **params: Any) -> Union[ChatCompletion, Stream]:
         """A chat completion; with `stream=True`, a :class:`Stream` of chunks."""
-        body = _request_body(locals(), sdk_params)
-        if stream:
-            return Stream(self._registry.chat_stream(body))
-        return ChatCompletion.from_json(self._registry.chat(body))
+        if params.get("stream"):
+            return Stream(self._registry.stream("chat.completions.create", _body(params)))
+        return ChatCompletion.from_json(self._call("chat.completions.create", params))
+
+    def parse(self, *, response_format: Any = None, **params: Any) -> ChatCompletion:
+        """`create()` whose `response_format` may be a Pydantic model: each choice's
+        `message.parsed` is the answer validated as that type, as the `openai` SDK gives it."""
+        params["response_format"] = response_format_param(response_format)
+        completion = ChatCompletion.from_json(self._call("chat.completions.create", params))
+        return parse_completion(completion, response_format)
+
+
+class Embeddings(_Resource):
+    """`client.embeddings`: vectors from an embedding service (floats unless `encoding_format="base64"`)."""
+
+    def create(self, **params: Unpack[_EmbeddingCreate]) -> CreateEmbeddingResponse:
+        return CreateEmbeddingResponse.from_json(self._call("embeddings.create", params))
 
 
 class Chat:
@@ -294,43 +231,46 @@ class Chat:
         self.completions = Completions(registry)
 
 
-class Models:
+class Beta:
+    """`client.beta`: where older `openai` SDKs kept `chat.completions.parse`."""
+
+    def __init__(self, chat: Any) -> None:
+        self.chat = chat
+
+
+class Models(_Resource):
     """`client.models`: every running service, listed under its access name."""
 
-    def __init__(self, registry: _native.Registry) -> None:
-        self._registry = registry
+    def list(self, **options: Unpack[RequestOptions]) -> ModelList:
+        return ModelList.from_json(self._call("models.list", options))
 
-    def list(self) -> ModelList:
-        return ModelList.from_json(self._registry.models())
-
-    def retrieve(self, model: str) -> Model:
-        return Model.from_json(self._registry.model(model))
+    def retrieve(self, model: str, **options: Unpack[RequestOptions]) -> Model:
+        return Model.from_json(self._call("models.retrieve", {"model": model, **options}))
 
 
-class Services:
+class Services(_Resource):
     """`client.services`: deploy, list, retrieve, scale and delete model services."""
-
-    def __init__(self, registry: _native.Registry) -> None:
-        self._registry = registry
 
     def deploy(self, spec: Optional[Mapping[str, Any]] = None, /, **fields: Any) -> Service:
         """Loads the model and starts the service: `deploy(name=..., access_name=..., model=path)`
         or `deploy({...})`. Raises `ModelLoadError` if the file cannot be loaded."""
-        return Service.from_json(self._registry.deploy(_spec_body(spec, fields)))
+        return Service.from_json(self._call("services.deploy", {**(spec or {}), **fields}))
 
-    def list(self) -> list[Service]:
-        return [Service(s) for s in json.loads(self._registry.list())]
+    def list(self, **options: Unpack[RequestOptions]) -> ServiceList:
+        return ServiceList.from_json(self._call("services.list", options))
 
-    def retrieve(self, access_name: str) -> Service:
-        return Service.from_json(self._registry.retrieve(access_name))
+    def retrieve(self, access_name: str, **options: Unpack[RequestOptions]) -> Service:
+        return Service.from_json(self._call("services.retrieve", {"access_name": access_name, **options}))
 
-    def scale(self, access_name: str, instances: int) -> Service:
+    def scale(self, access_name: str, instances: int, **options: Unpack[RequestOptions]) -> Service:
         """Sets the number of instances; the weights are shared, never reloaded."""
-        return Service.from_json(self._registry.scale(access_name, instances))
+        params = {"access_name": access_name, "instances": instances, **options}
+        return Service.from_json(self._call("services.scale", params))
 
-    def delete(self, access_name: str, *, confirm: str) -> Service:
+    def delete(self, access_name: str, *, confirm: str, **options: Unpack[RequestOptions]) -> Service:
         """Deletes the service once its in-flight requests finish; `confirm` must be its name."""
-        return Service.from_json(self._registry.delete(access_name, confirm))
+        params = {"access_name": access_name, "confirm": confirm, **options}
+        return Service.from_json(self._call("services.delete", params))
 
 
 class OpenAI(_ClientOptions):
@@ -359,6 +299,8 @@ class OpenAI(_ClientOptions):
             default_headers, default_query,
         )  # fmt: skip
         self.chat = Chat(self.registry)
+        self.beta = Beta(self.chat)
+        self.embeddings = Embeddings(self.registry)
         self.models = Models(self.registry)
         self.services = Services(self.registry)
 
@@ -375,140 +317,35 @@ class OpenAI(_ClientOptions):
 # ---------------------------------------------------------------- async
 
 
-class AsyncCompletions:
+class AsyncCompletions(_AsyncResource):
     """`client.chat.completions` of :class:`AsyncOpenAI`."""
 
-    def __init__(self, registry: _native.Registry) -> None:
-        self._registry = registry
-
     @overload
-    async def create(
-        self,
-        *,
-        messages: Iterable[Any],
-        model: str,
-        frequency_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        logit_bias: Union[Optional[Mapping[str, float]], NotGiven] = NOT_GIVEN,
-        max_completion_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        max_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        min_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        n: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        presence_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        repeat_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        seed: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        stop: Union[Union[str, Sequence[str], None], NotGiven] = NOT_GIVEN,
-        stream: Literal[False] = False,
-        stream_options: Union[Optional[Mapping[str, Any]], NotGiven] = NOT_GIVEN,
-        temperature: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        top_k: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        top_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        user: Union[str, NotGiven] = NOT_GIVEN,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        extra_query: Optional[Mapping[str, object]] = None,
-        extra_body: Optional[Mapping[str, object]] = None,
-        timeout: Union[float, None, NotGiven] = NOT_GIVEN,
-        **sdk_params: Any,
-    ) -> ChatCompletion: ...
-
+    async def create(self, **params: Unpack[_CreateNonStreaming]) -> ChatCompletion: ...
     @overload
-    async def create(
-        self,
-        *,
-        messages: Iterable[Any],
-        model: str,
-        frequency_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        logit_bias: Union[Optional[Mapping[str, float]], NotGiven] = NOT_GIVEN,
-        max_completion_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        max_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        min_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        n: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        presence_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        repeat_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        seed: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        stop: Union[Union[str, Sequence[str], None], NotGiven] = NOT_GIVEN,
-        stream: Literal[True],
-        stream_options: Union[Optional[Mapping[str, Any]], NotGiven] = NOT_GIVEN,
-        temperature: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        top_k: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        top_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        user: Union[str, NotGiven] = NOT_GIVEN,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        extra_query: Optional[Mapping[str, object]] = None,
-        extra_body: Optional[Mapping[str, object]] = None,
-        timeout: Union[float, None, NotGiven] = NOT_GIVEN,
-        **sdk_params: Any,
-    ) -> AsyncStream: ...
-
+    async def create(self, **params: Unpack[_CreateStreaming]) -> AsyncStream: ...
     @overload
-    async def create(
-        self,
-        *,
-        messages: Iterable[Any],
-        model: str,
-        frequency_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        logit_bias: Union[Optional[Mapping[str, float]], NotGiven] = NOT_GIVEN,
-        max_completion_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        max_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        min_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        n: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        presence_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        repeat_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        seed: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        stop: Union[Union[str, Sequence[str], None], NotGiven] = NOT_GIVEN,
-        stream: bool,
-        stream_options: Union[Optional[Mapping[str, Any]], NotGiven] = NOT_GIVEN,
-        temperature: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        top_k: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        top_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        user: Union[str, NotGiven] = NOT_GIVEN,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        extra_query: Optional[Mapping[str, object]] = None,
-        extra_body: Optional[Mapping[str, object]] = None,
-        timeout: Union[float, None, NotGiven] = NOT_GIVEN,
-        **sdk_params: Any,
-    ) -> Union[ChatCompletion, AsyncStream]: ...
+    async def create(self, **params: Unpack[_Create]) -> Union[ChatCompletion, AsyncStream]: ...
 
-    async def create(
-        self,
-        *,
-        messages: Iterable[Any],
-        model: str,
-        frequency_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        logit_bias: Union[Optional[Mapping[str, float]], NotGiven] = NOT_GIVEN,
-        max_completion_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        max_tokens: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        min_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        n: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        presence_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        repeat_penalty: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        seed: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        stop: Union[Union[str, Sequence[str], None], NotGiven] = NOT_GIVEN,
-        stream: bool = False,
-        stream_options: Union[Optional[Mapping[str, Any]], NotGiven] = NOT_GIVEN,
-        temperature: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        top_k: Union[Optional[int], NotGiven] = NOT_GIVEN,
-        top_p: Union[Optional[float], NotGiven] = NOT_GIVEN,
-        user: Union[str, NotGiven] = NOT_GIVEN,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        extra_query: Optional[Mapping[str, object]] = None,
-        extra_body: Optional[Mapping[str, object]] = None,
-        timeout: Union[float, None, NotGiven] = NOT_GIVEN,
-        **sdk_params: Any,
-    ) -> Union[ChatCompletion, AsyncStream]:
+    async def create(self, **params: Any) -> Union[ChatCompletion, AsyncStream]:
         """A chat completion; with `stream=True`, an :class:`AsyncStream` of chunks. The engine
         works on other threads; cancelling the awaiting task stops the generation."""
-        body = _request_body(locals(), sdk_params)
-        if stream:
-            return AsyncStream(await _off_loop(self._registry.chat_stream, body))
-        pending = await _off_loop(self._registry.start_chat, body)
-        try:
-            while True:
-                data = await _off_loop(pending.wait, POLL_SECONDS)
-                if data is not None:
-                    return ChatCompletion.from_json(data)
-        except asyncio.CancelledError:
-            pending.cancel()
-            raise
+        if params.get("stream"):
+            return AsyncStream(await _off_loop(self._registry.stream, "chat.completions.create", _body(params)))
+        return ChatCompletion.from_json(await self._call("chat.completions.create", params))
+
+    async def parse(self, *, response_format: Any = None, **params: Any) -> ChatCompletion:
+        """`create()` whose `response_format` may be a Pydantic model (see the sync `parse`)."""
+        params["response_format"] = response_format_param(response_format)
+        completion = ChatCompletion.from_json(await self._call("chat.completions.create", params))
+        return parse_completion(completion, response_format)
+
+
+class AsyncEmbeddings(_AsyncResource):
+    """`client.embeddings` of :class:`AsyncOpenAI`."""
+
+    async def create(self, **params: Unpack[_EmbeddingCreate]) -> CreateEmbeddingResponse:
+        return CreateEmbeddingResponse.from_json(await self._call("embeddings.create", params))
 
 
 class AsyncChat:
@@ -518,39 +355,35 @@ class AsyncChat:
         self.completions = AsyncCompletions(registry)
 
 
-class AsyncModels:
+class AsyncModels(_AsyncResource):
     """`client.models` of :class:`AsyncOpenAI`."""
 
-    def __init__(self, registry: _native.Registry) -> None:
-        self._registry = registry
+    async def list(self, **options: Unpack[RequestOptions]) -> ModelList:
+        return ModelList.from_json(await self._call("models.list", options))
 
-    async def list(self) -> ModelList:
-        return ModelList.from_json(self._registry.models())
-
-    async def retrieve(self, model: str) -> Model:
-        return Model.from_json(self._registry.model(model))
+    async def retrieve(self, model: str, **options: Unpack[RequestOptions]) -> Model:
+        return Model.from_json(await self._call("models.retrieve", {"model": model, **options}))
 
 
-class AsyncServices:
-    """`client.services` of :class:`AsyncOpenAI`; loading and draining run off the event loop."""
-
-    def __init__(self, registry: _native.Registry) -> None:
-        self._registry = registry
+class AsyncServices(_AsyncResource):
+    """`client.services` of :class:`AsyncOpenAI`; loading and draining never block the loop."""
 
     async def deploy(self, spec: Optional[Mapping[str, Any]] = None, /, **fields: Any) -> Service:
-        return Service.from_json(await _off_loop(self._registry.deploy, _spec_body(spec, fields)))
+        return Service.from_json(await self._call("services.deploy", {**(spec or {}), **fields}))
 
-    async def list(self) -> list[Service]:
-        return [Service(s) for s in json.loads(self._registry.list())]
+    async def list(self, **options: Unpack[RequestOptions]) -> ServiceList:
+        return ServiceList.from_json(await self._call("services.list", options))
 
-    async def retrieve(self, access_name: str) -> Service:
-        return Service.from_json(self._registry.retrieve(access_name))
+    async def retrieve(self, access_name: str, **options: Unpack[RequestOptions]) -> Service:
+        return Service.from_json(await self._call("services.retrieve", {"access_name": access_name, **options}))
 
-    async def scale(self, access_name: str, instances: int) -> Service:
-        return Service.from_json(await _off_loop(self._registry.scale, access_name, instances))
+    async def scale(self, access_name: str, instances: int, **options: Unpack[RequestOptions]) -> Service:
+        params = {"access_name": access_name, "instances": instances, **options}
+        return Service.from_json(await self._call("services.scale", params))
 
-    async def delete(self, access_name: str, *, confirm: str) -> Service:
-        return Service.from_json(await _off_loop(self._registry.delete, access_name, confirm))
+    async def delete(self, access_name: str, *, confirm: str, **options: Unpack[RequestOptions]) -> Service:
+        params = {"access_name": access_name, "confirm": confirm, **options}
+        return Service.from_json(await self._call("services.delete", params))
 
 
 class AsyncOpenAI(_ClientOptions):
@@ -578,6 +411,8 @@ class AsyncOpenAI(_ClientOptions):
             default_headers, default_query,
         )  # fmt: skip
         self.chat = AsyncChat(self.registry)
+        self.beta = Beta(self.chat)
+        self.embeddings = AsyncEmbeddings(self.registry)
         self.models = AsyncModels(self.registry)
         self.services = AsyncServices(self.registry)
 

@@ -18,7 +18,7 @@ __all__ = ["Stream", "AsyncStream"]
 class Stream:
     """`create(..., stream=True)`: an iterator of :class:`ChatCompletionChunk`."""
 
-    def __init__(self, native: _native.ChatStream) -> None:
+    def __init__(self, native: _native.ResponseStream) -> None:
         self._native = native
 
     @property
@@ -63,7 +63,7 @@ class Stream:
 class AsyncStream:
     """`await create(..., stream=True)` on `AsyncOpenAI`: an async iterator of chunks."""
 
-    def __init__(self, native: _native.ChatStream) -> None:
+    def __init__(self, native: _native.ResponseStream) -> None:
         self._native = native
 
     @property

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     System,
@@ -31,7 +32,7 @@ impl Role {
 }
 
 /// One content part of a message given as an array. Only `text` parts are served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ContentPart {
     #[serde(rename = "type")]
     pub kind: String,
@@ -40,7 +41,7 @@ pub struct ContentPart {
 }
 
 /// A message's content: a string, or an array of parts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
@@ -72,7 +73,7 @@ impl From<String> for MessageContent {
 }
 
 /// One message of the conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatMessage {
     pub role: Role,
     #[serde(default)]
@@ -116,7 +117,7 @@ impl ChatMessage {
 }
 
 /// `stop`: one string or a list of up to 4.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum StopSequences {
     One(String),
@@ -133,15 +134,18 @@ impl StopSequences {
 }
 
 /// `stream_options`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StreamOptions {
     #[serde(default)]
     pub include_usage: Option<bool>,
 }
 
-/// The body of `POST /v1/chat/completions`. Fields that OpenAI clients send and the engine does
-/// not act on (`tools`, `response_format`, `metadata` ...) are accepted and ignored.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The body of `POST /v1/chat/completions`. Unknown fields are refused, as OpenAI refuses them.
+/// OpenAI parameters the engine does not implement yet are declared (as raw JSON) so that their
+/// no-op values (`tools: []`, `response_format: {"type": "text"}` ...) pass and any other value
+/// is refused with a 400 naming the parameter, never silently ignored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ChatCompletionRequest {
     /// The service's access name, e.g. `u-8105f7322477/test`.
     pub model: String,
@@ -182,7 +186,160 @@ pub struct ChatCompletionRequest {
     /// llama.cpp extra: multiplicative penalty on repeated tokens (1.0 disables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_penalty: Option<f32>,
+    /// Return the log probability of each output token (from the model's distribution before
+    /// sampling, as llama.cpp's `n_probs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// With `logprobs`: also the 0 to 20 most likely tokens at each position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
+    /// `text` (the default), `json_object` (any JSON object) or `json_schema` (JSON valid
+    /// against a schema): enforced by a grammar while sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+
+    // OpenAI parameters accepted only in their no-op form (`tools: []`, `response_format:
+    // {"type": "text"}` ...): a value that would change the answer on OpenAI is refused by
+    // `validate` with a 400 naming it, never ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functions: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_call: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modalities: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verbosity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_search_options: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache_retention: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_identifier: Option<String>,
 }
+
+impl ChatCompletionRequest {
+    /// Refuses every value of an OpenAI-only parameter that would change the answer on OpenAI.
+    fn validate_openai_only(&self) -> Result<()> {
+        use serde_json::Value;
+        let empty = |v: &Option<Value>| match v {
+            None | Some(Value::Null) => true,
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Object(o)) => o.is_empty(),
+            _ => false,
+        };
+        let refuse = |param: &str, what: &str| -> Result<()> {
+            Err(Error::invalid(
+                param,
+                format!("`{param}`: {what} is not supported by this server yet."),
+            ))
+        };
+        if !empty(&self.tools) {
+            return refuse("tools", "tool calling");
+        }
+        match &self.tool_choice {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s == "none" || s == "auto" => {}
+            Some(_) => return refuse("tool_choice", "a tool choice other than `none` or `auto`"),
+        }
+        if !empty(&self.functions) || !empty(&self.function_call) {
+            return refuse("functions", "function calling");
+        }
+        if let Some(m) = &self.modalities {
+            if m.iter().any(|m| m != "text") {
+                return refuse("modalities", "an output modality other than `text`");
+            }
+        }
+        if !empty(&self.audio) {
+            return refuse("audio", "audio output");
+        }
+        if !empty(&self.prediction) {
+            return refuse("prediction", "predicted output");
+        }
+        if self.reasoning_effort.is_some() {
+            return refuse(
+                "reasoning_effort",
+                "reasoning effort (these are not reasoning models)",
+            );
+        }
+        if self.verbosity.is_some() {
+            return refuse("verbosity", "a verbosity setting");
+        }
+        if !empty(&self.web_search_options) {
+            return refuse("web_search_options", "web search");
+        }
+        if self.store == Some(true) {
+            return refuse("store", "storing completions");
+        }
+        Ok(())
+    }
+}
+
+/// `response_format`: what shape the answer must have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text.
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid against `json_schema.schema`.
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+/// The schema of a `json_schema` response format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSchemaFormat {
+    /// `^[a-zA-Z0-9_-]{1,64}$`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema; absent means any JSON value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    /// Accepted as OpenAI defines it: the grammar enforces the schema either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+impl ResponseFormat {
+    /// The JSON Schema the answer must satisfy, as text; `None` for free text.
+    pub fn schema_json(&self) -> Option<String> {
+        match self {
+            ResponseFormat::Text => None,
+            ResponseFormat::JsonObject => Some(r#"{"type":"object"}"#.to_owned()),
+            ResponseFormat::JsonSchema { json_schema } => Some(
+                json_schema
+                    .schema
+                    .as_ref()
+                    .map_or_else(|| "{}".to_owned(), |s| s.to_string()),
+            ),
+        }
+    }
+}
+
+/// Most alternatives `top_logprobs` may ask for, as OpenAI allows.
+pub const MAX_TOP_LOGPROBS: u32 = 20;
 
 /// Most choices a request may ask for with `n`.
 pub const MAX_CHOICES: u32 = 16;
@@ -233,6 +390,60 @@ impl ChatCompletionRequest {
                 "`model` must name a deployed service's access name.",
             ));
         }
+        self.validate_messages()?;
+        self.validate_sampling()?;
+        self.validate_limits()?;
+        self.validate_response_format()?;
+        self.validate_openai_only()
+    }
+
+    /// A schema's `name` as OpenAI constrains it; JSON mode asks for "JSON" in the messages, as
+    /// OpenAI requires (a model told nothing about JSON may emit whitespace until `max_tokens`).
+    fn validate_response_format(&self) -> Result<()> {
+        match &self.response_format {
+            None | Some(ResponseFormat::Text) => Ok(()),
+            Some(ResponseFormat::JsonObject) => {
+                let mentions_json = self
+                    .messages
+                    .iter()
+                    .any(|m| m.text().to_ascii_lowercase().contains("json"));
+                if mentions_json {
+                    Ok(())
+                } else {
+                    Err(Error::invalid(
+                        "messages",
+                        "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+                    ))
+                }
+            }
+            Some(ResponseFormat::JsonSchema { json_schema }) => {
+                let name_ok = (1..=64).contains(&json_schema.name.len())
+                    && json_schema
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !name_ok {
+                    return Err(Error::invalid(
+                        "response_format.json_schema.name",
+                        format!(
+                            "`response_format.json_schema.name` must be 1 to 64 letters, digits, `_` or `-`, got `{}`.",
+                            json_schema.name
+                        ),
+                    ));
+                }
+                match &json_schema.schema {
+                    None | Some(serde_json::Value::Object(_)) => Ok(()),
+                    Some(_) => Err(Error::invalid(
+                        "response_format.json_schema.schema",
+                        "`response_format.json_schema.schema` must be a JSON Schema object.",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// At least one message; text content only; content present except on assistant turns.
+    fn validate_messages(&self) -> Result<()> {
         if self.messages.is_empty() {
             return Err(Error::invalid(
                 "messages",
@@ -263,6 +474,11 @@ impl ChatCompletionRequest {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The sampling parameters' ranges, as OpenAI (and llama.cpp for its extras) define them.
+    fn validate_sampling(&self) -> Result<()> {
         check_range("temperature", self.temperature, 0.0, 2.0)?;
         check_range("top_p", self.top_p, 0.0, 1.0)?;
         check_range("presence_penalty", self.presence_penalty, -2.0, 2.0)?;
@@ -284,6 +500,27 @@ impl ChatCompletionRequest {
                 ));
             }
         }
+        if let Some(bias) = &self.logit_bias {
+            for (token, value) in bias {
+                if token.parse::<u32>().is_err() {
+                    return Err(Error::invalid(
+                        "logit_bias",
+                        format!("`logit_bias` keys must be token ids, got `{token}`."),
+                    ));
+                }
+                if !(-100.0..=100.0).contains(value) {
+                    return Err(Error::invalid(
+                        "logit_bias",
+                        format!("`logit_bias` values must be between -100 and 100, got {value}."),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Token budgets, choices, stop sequences and stream options.
+    fn validate_limits(&self) -> Result<()> {
         for (name, v) in [
             ("max_tokens", self.max_tokens),
             ("max_completion_tokens", self.max_completion_tokens),
@@ -311,29 +548,32 @@ impl ChatCompletionRequest {
                 ));
             }
         }
-        if let Some(bias) = &self.logit_bias {
-            for (token, value) in bias {
-                if token.parse::<u32>().is_err() {
-                    return Err(Error::invalid(
-                        "logit_bias",
-                        format!("`logit_bias` keys must be token ids, got `{token}`."),
-                    ));
-                }
-                if !(-100.0..=100.0).contains(value) {
-                    return Err(Error::invalid(
-                        "logit_bias",
-                        format!("`logit_bias` values must be between -100 and 100, got {value}."),
-                    ));
-                }
-            }
-        }
         if self.stream_options.is_some() && !self.is_stream() {
             return Err(Error::invalid(
                 "stream_options",
                 "`stream_options` is only allowed when `stream` is true.",
             ));
         }
+        if let Some(k) = self.top_logprobs {
+            if self.logprobs != Some(true) {
+                return Err(Error::invalid(
+                    "top_logprobs",
+                    "`top_logprobs` requires `logprobs` to be true.",
+                ));
+            }
+            if k > MAX_TOP_LOGPROBS {
+                return Err(Error::invalid(
+                    "top_logprobs",
+                    format!("`top_logprobs` must be between 0 and {MAX_TOP_LOGPROBS}, got {k}."),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// How many alternatives each token's log probability comes with; `None` when not asked.
+    pub fn logprobs_wanted(&self) -> Option<u32> {
+        (self.logprobs == Some(true)).then(|| self.top_logprobs.unwrap_or(0))
     }
 }
 
@@ -347,8 +587,45 @@ fn check_range(name: &str, value: Option<f32>, min: f32, max: f32) -> Result<()>
     }
 }
 
+/// A choice's log probabilities (`choices[i].logprobs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChoiceLogprobs {
+    /// One entry per output token, in order.
+    pub content: Option<Vec<TokenLogprob>>,
+    /// Always null: refusals are not generated.
+    pub refusal: Option<Vec<TokenLogprob>>,
+}
+
+impl ChoiceLogprobs {
+    /// No tokens yet.
+    pub fn empty() -> Self {
+        ChoiceLogprobs {
+            content: Some(Vec::new()),
+            refusal: None,
+        }
+    }
+}
+
+/// One output token's log probability and its most likely alternatives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenLogprob {
+    /// The token's text (invalid UTF-8 replaced; `bytes` has the exact bytes).
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Option<Vec<u8>>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// One of the most likely tokens at a position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Option<Vec<u8>>,
+}
+
 /// Why a choice stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     /// The model ended its turn or a stop sequence matched.
@@ -358,7 +635,7 @@ pub enum FinishReason {
 }
 
 /// Token counts of one request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
@@ -376,24 +653,24 @@ impl Usage {
 }
 
 /// The assistant's reply in a [`Choice`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AssistantMessage {
     pub role: Role,
     pub content: Option<String>,
 }
 
 /// One generated answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Choice {
     pub index: u32,
     pub message: AssistantMessage,
     pub finish_reason: FinishReason,
-    /// Always null: log probabilities are not computed.
-    pub logprobs: Option<serde_json::Value>,
+    /// The output tokens' log probabilities, when the request asked for `logprobs`.
+    pub logprobs: Option<ChoiceLogprobs>,
 }
 
 /// The response of a non-streamed chat completion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatCompletion {
     pub id: String,
     pub object: String,
@@ -404,7 +681,7 @@ pub struct ChatCompletion {
 }
 
 /// The incremental message of a [`ChunkChoice`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Delta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
@@ -413,16 +690,17 @@ pub struct Delta {
 }
 
 /// One choice's part of a streamed chunk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChunkChoice {
     pub index: u32,
     pub delta: Delta,
     pub finish_reason: Option<FinishReason>,
-    pub logprobs: Option<serde_json::Value>,
+    /// This chunk's tokens' log probabilities, when the request asked for `logprobs`.
+    pub logprobs: Option<ChoiceLogprobs>,
 }
 
 /// One event of a streamed chat completion (`chat.completion.chunk`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatCompletionChunk {
     pub id: String,
     pub object: String,
@@ -481,10 +759,30 @@ mod tests {
             ..ok.clone()
         };
         assert_eq!(empty.validate().unwrap_err().param(), Some("messages"));
-        let unknown_fields_ok = ChatCompletionRequest::from_json(
-            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"tools":[],"response_format":{"type":"text"}}"#,
+        let no_op_sdk_values = ChatCompletionRequest::from_json(
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"tools":[],"tool_choice":"auto","response_format":{"type":"text"},"logprobs":false,"metadata":{"k":"v"},"store":false}"#,
         )
         .unwrap();
-        assert_eq!(unknown_fields_ok.messages[0].text(), "a");
+        assert_eq!(no_op_sdk_values.messages[0].text(), "a");
+        no_op_sdk_values.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_and_unserved_values_are_refused() {
+        let err = ChatCompletionRequest::from_json(
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}],"temprature":1}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.param(), Some("temprature"));
+        for (field, value) in [
+            ("tools", r#"[{"type":"function","function":{"name":"f"}}]"#),
+            ("store", "true"),
+        ] {
+            let req = ChatCompletionRequest::from_json(&format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":"a"}}],"{field}":{value}}}"#
+            ))
+            .unwrap();
+            assert_eq!(req.validate().unwrap_err().param(), Some(field));
+        }
     }
 }

@@ -15,8 +15,10 @@ pub fn from_json<T: DeserializeOwned>(json: &str, what: &str) -> Result<T> {
         let inner = e.into_inner();
         // The path is "." at the root and "?" where the JSON itself is broken.
         let at_root = path == "." || path == "?";
-        let missing = inner
-            .to_string()
+        // A missing field is named by the message, not by the path (which ends at its parent);
+        // an unknown field's path already ends with its name.
+        let message = inner.to_string();
+        let missing = message
             .strip_prefix("missing field `")
             .and_then(|rest| rest.split('`').next())
             .map(str::to_owned);
@@ -57,6 +59,12 @@ mod tests {
             param_of(r#"{"name": "t", "model": "/m.gguf"}"#).as_deref(),
             Some("access_name")
         );
+    }
+
+    #[test]
+    fn names_an_unknown_field() {
+        let spec = r#"{"name": "t", "access_name": "u/t", "model": "/m.gguf", "slotz": 2}"#;
+        assert_eq!(param_of(spec).as_deref(), Some("slotz"));
     }
 
     #[test]

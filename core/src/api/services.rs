@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -19,8 +20,10 @@ pub mod defaults {
     pub const QUEUE_SIZE: usize = 64;
 }
 
-/// What to deploy: the product page's "deploy a model as a service".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What to deploy: the product page's "deploy a model as a service". Unknown fields are
+/// refused (a misspelt `slotz` must not deploy with the default silently).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
     /// Display name (the delete confirmation must repeat it).
     pub name: String,
@@ -123,7 +126,7 @@ pub fn validate_access_name(access_name: &str) -> Result<()> {
 }
 
 /// A service's life cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceStatus {
     Loading,
@@ -145,8 +148,28 @@ impl ServiceStatus {
     }
 }
 
+/// What a service serves, decided by its model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    /// A generative model: chat completions.
+    Chat,
+    /// An embedding model (an encoder such as BERT, or a GGUF declaring a pooling type):
+    /// embeddings.
+    Embedding,
+}
+
+impl ServiceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::Chat => "chat",
+            ServiceKind::Embedding => "embedding",
+        }
+    }
+}
+
 /// The base model, read from the GGUF metadata.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BaseModel {
     /// `general.name`, else the file name.
     pub name: String,
@@ -165,7 +188,7 @@ pub struct BaseModel {
 }
 
 /// Token and request counters, for usage tracking by service ID.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ServiceUsage {
     pub requests: u64,
     pub prompt_tokens: u64,
@@ -173,7 +196,7 @@ pub struct ServiceUsage {
 }
 
 /// What the engine did for a service: how well it batched and reused prompts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EngineStats {
     /// `llama_decode` calls made by the service's instances.
     pub decode_steps: u64,
@@ -186,12 +209,14 @@ pub struct EngineStats {
 }
 
 /// A service as the product page lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ServiceInfo {
     /// Stable for the service's life; used for usage tracking.
     pub id: String,
     pub name: String,
     pub access_name: String,
+    /// `chat` or `embedding`: which requests the service answers.
+    pub kind: ServiceKind,
     pub base_model: BaseModel,
     pub instances: usize,
     pub status: ServiceStatus,
@@ -207,8 +232,32 @@ pub struct ServiceInfo {
     pub stats: EngineStats,
 }
 
+/// `services.retrieve`: one service by access name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRetrieveRequest {
+    pub access_name: String,
+}
+
+/// `services.scale`: the instance count a service should have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceScaleRequest {
+    pub access_name: String,
+    pub instances: usize,
+}
+
+/// `services.delete`: `confirm` must repeat the service's display name, as the product's delete
+/// dialog asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDeleteRequest {
+    pub access_name: String,
+    pub confirm: String,
+}
+
 /// The services, shaped like OpenAI lists (`{"object": "list", "data": [...]}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ServiceList {
     pub object: String,
     pub data: Vec<ServiceInfo>,

@@ -3,6 +3,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::Extensions;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use modelservice::Error;
@@ -81,7 +82,7 @@ fn unauthorized(message: &str) -> Response {
 }
 
 /// Middleware for every `/v1` route: checks the Bearer key and records its access level in the
-/// request's extensions for the management routes.
+/// request's extensions for the routes that need an admin key.
 pub async fn require_key(
     State(state): State<AppState>,
     mut request: Request,
@@ -109,11 +110,15 @@ pub async fn require_key(
     }
 }
 
-/// Middleware for the management routes: needs admin access when admin keys are configured.
-pub async fn require_admin(request: Request, next: Next) -> Response {
-    match request.extensions().get::<Access>() {
-        Some(Access::Admin) => next.run(request).await,
-        _ => unauthorized("Managing services needs an admin key."),
+/// The check of routes that need an admin key (when admin keys are configured): the access
+/// that [`require_key`] recorded must be admin.
+pub fn require_admin(extensions: &Extensions) -> Result<(), ApiError> {
+    match extensions.get::<Access>() {
+        Some(Access::Admin) => Ok(()),
+        _ => Err(Error::Authentication {
+            message: "Managing services needs an admin key.".to_owned(),
+        }
+        .into()),
     }
 }
 

@@ -203,6 +203,17 @@ mod tests {
         let args = Args::parse_from(["server", "--config", path.to_str().unwrap()]);
         let err = Config::load(args).unwrap_err();
         assert!(err.contains("listen_on"), "{err}");
+
+        // A misspelt service field is refused by name, as the core's ServiceSpec refuses it.
+        std::fs::write(
+            &path,
+            "api_keys = [\"k\"]\n\n[[services]]\nname = \"test\"\naccess_name = \"u-1/test\"\n\
+             model = \"m.gguf\"\nslotz = 2\n",
+        )
+        .unwrap();
+        let args = Args::parse_from(["server", "--config", path.to_str().unwrap()]);
+        let err = Config::load(args).unwrap_err();
+        assert!(err.contains("unknown field `slotz`"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,10 +1,13 @@
 //! A tiny OpenAI-compatible HTTP server over `modelservice::Registry`:
-//! `/v1/chat/completions` (JSON or SSE), `/v1/models`, `/v1/services` (deploy, list, get, scale,
-//! delete), Bearer API keys, a public `/health`, and a trial page at `/`.
+//! `/v1/chat/completions` (JSON or SSE), `/v1/models`, `/v1/services` (deploy, list, retrieve,
+//! scale, delete), all routed by one table (`route_table.rs`) into `Registry::call`, Bearer API
+//! keys, a public `/health`, and a trial page at `/`.
 
 mod auth;
 mod config;
+mod console;
 mod error;
+mod route_table;
 mod routes;
 
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use modelservice::Registry;
@@ -29,33 +32,17 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-/// The whole application: public routes, `/v1` behind API keys, management behind admin keys.
+/// The whole application: public routes, then every operation of the route table behind API
+/// keys (the table says which routes need an admin key).
 pub fn app(state: AppState) -> Router {
-    let management = Router::new()
-        .route(
-            "/v1/services",
-            get(routes::list_services).post(routes::deploy_service),
-        )
-        .route(
-            "/v1/services/{*access_name}",
-            get(routes::get_service)
-                .patch(routes::patch_service)
-                .post(routes::post_service_action)
-                .delete(routes::delete_service),
-        )
-        .route_layer(middleware::from_fn(auth::require_admin));
-    let api = Router::new()
-        .route("/v1/chat/completions", post(routes::chat_completions))
-        .route("/v1/models", get(routes::list_models))
-        .route("/v1/models/{*model}", get(routes::get_model))
-        .merge(management)
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ));
+    let api = routes::operations().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_key,
+    ));
     Router::new()
         .route("/", get(routes::playground))
         .route("/health", get(routes::health))
+        .merge(console::routes())
         .merge(api)
         .fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)
@@ -158,7 +145,7 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("server error: {e}"))
     })?;
     // Every connection has closed: stop the services' workers before exiting.
-    for info in registry.list() {
+    for info in registry.list().data {
         let _ = registry.delete(&info.access_name, &info.name);
     }
     Ok(())

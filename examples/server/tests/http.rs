@@ -1,6 +1,6 @@
 //! The server binary on a free loopback port, serving the real SmolLM2 model, driven over HTTP:
-//! raw requests (the product page's curl shape, errors, management, concurrency, disconnects,
-//! shutdown), the official `openai` Python and npm packages, and the trial page in headless
+//! raw requests (the product page's curl shape, errors, management, the repository's corpus of
+//! bad requests and every route of the route table, concurrency, disconnects, shutdown), the official `openai` Python and npm packages, and the trial page in headless
 //! Chromium. `make test` in this directory installs the Python and npm packages first.
 
 use std::io::{BufRead, BufReader};
@@ -10,8 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use modelservice_test_models::smollm2;
+use modelservice_test_models::{minilm, smollm2};
 use serde_json::{json, Value};
+
+// The server's own route table, so the tests send each operation where the server routes it.
+#[allow(dead_code)]
+#[path = "../src/route_table.rs"]
+mod route_table;
+use route_table::{Route, ROUTES};
 
 const USER_KEY: &str = "sk-test-user-3f9a1c";
 const ADMIN_KEY: &str = "sk-test-admin-81d2e7";
@@ -45,7 +51,12 @@ struct Settings {
     queue_size: usize,
     admin: bool,
     max_body_bytes: usize,
+    /// Also serve the MiniLM embedding model as `EMBEDDER`.
+    embedder: bool,
 }
+
+/// The access name of the embedding service when `Settings::embedder` is set.
+const EMBEDDER: &str = "u-8105f7322477/minilm";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -54,6 +65,7 @@ impl Default for Settings {
             queue_size: 64,
             admin: false,
             max_body_bytes: 64 * 1024,
+            embedder: false,
         }
     }
 }
@@ -76,6 +88,13 @@ impl Server {
             settings.slots,
             settings.queue_size,
         );
+        let mut config = config;
+        if settings.embedder {
+            config.push_str(&format!(
+                "\n[[services]]\nname = \"minilm\"\naccess_name = \"{EMBEDDER}\"\nmodel = {:?}\nthreads = 1\n",
+                minilm().display().to_string()
+            ));
+        }
         let config_path = dir.join(format!("{label}.toml"));
         std::fs::write(&config_path, config).expect("write config");
         let log = dir.join(format!("{label}.log"));
@@ -169,23 +188,6 @@ fn http() -> reqwest::Client {
         .expect("client")
 }
 
-async fn post_raw(server: &Server, path: &str, key: Option<&str>, body: String) -> (u16, Value) {
-    let mut request = http()
-        .post(server.url(path))
-        .header("Content-Type", "application/json")
-        .body(body);
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
-    )
-}
-
 /// Posts a streamed chat completion with the user key; the response, once it is a 200.
 async fn open_stream(server: &Server, body: String) -> reqwest::Response {
     let response = http()
@@ -261,6 +263,98 @@ async fn assert_serving(server: &Server) {
     .await;
     assert_eq!(got.0, 200, "{}", got.1);
     assert_eq!(got.1["object"], "chat.completion");
+}
+
+/// What a test request carries as its body.
+#[derive(Clone)]
+enum Payload {
+    Nothing,
+    Json(Value),
+    Text(String),
+    /// Sent chunked, with no Content-Length.
+    Chunked(Vec<u8>),
+}
+
+/// Sends `method path` with this key, query and body; the status, headers and JSON answer.
+async fn send(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    query: &[(String, String)],
+    payload: Payload,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = http().request(method, server.url(path)).query(query);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request = match payload {
+        Payload::Nothing => request,
+        Payload::Json(body) => request.json(&body),
+        Payload::Text(text) => request
+            .header("Content-Type", "application/json")
+            .body(text),
+        Payload::Chunked(bytes) => {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                bytes.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+            request.body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )))
+        }
+    };
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, headers, json)
+}
+
+/// Whether `actual` has every field of `expected` (recursively; arrays element by element, a
+/// `null` also matches a missing field).
+fn has_fields(actual: &Value, expected: &Value) -> bool {
+    match (actual, expected) {
+        (_, Value::Object(fields)) => fields.iter().all(|(k, v)| has_fields(&actual[k], v)),
+        (Value::Array(a), Value::Array(e)) => {
+            a.len() == e.len() && a.iter().zip(e).all(|(a, e)| has_fields(a, e))
+        }
+        _ => actual == expected,
+    }
+}
+
+/// A table row: what it checks, method, path, key, body → status and the answer's fields.
+type Exchange<P> = (
+    &'static str,
+    &'static str,
+    P,
+    Option<&'static str>,
+    Payload,
+    u16,
+    Value,
+);
+
+/// The fields of an OpenAI error envelope.
+fn envelope(kind: &str, code: &str, param: Option<&str>) -> Value {
+    json!({"error": {"type": kind, "code": code, "param": param}})
+}
+
+/// The request that route `route` gets for operation body `body`: its path (with the body's
+/// path parameters), then the rest as the query string (GET, DELETE) or the JSON body.
+fn route_request(route: &Route, body: &Value) -> (String, Vec<(String, String)>, Payload) {
+    let (path, rest) = route.path_for(body.as_object().expect("an object body"));
+    if matches!(route.method, "GET" | "DELETE") {
+        let query = rest
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect();
+        (path, query, Payload::Nothing)
+    } else {
+        (path, Vec::new(), Payload::Json(Value::Object(rest)))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,244 +448,73 @@ async fn product_page_curl_request_gets_the_documented_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_openai_errors_and_leave_the_server_serving() {
     let server = Server::start("errors", Settings::default());
-    let good = chat_body(MODEL, 4).to_string();
+    const CHAT: &str = "/v1/chat/completions";
+    let user = Some(USER_KEY);
+    let chat_with = |field: &str, value: Value| {
+        let mut body = chat_body(MODEL, 4);
+        body[field] = value;
+        Payload::Json(body)
+    };
+    let bad_value = |param: &str| envelope("invalid_request_error", "invalid_value", Some(param));
+    let unauthorized = envelope("authentication_error", "invalid_api_key", None);
+    let malformed = envelope("invalid_request_error", "invalid_value", None);
+    let not_found = envelope("invalid_request_error", "model_not_found", Some("model"));
+    let too_large = envelope("invalid_request_error", "payload_too_large", None);
+    let past_context = envelope(
+        "invalid_request_error",
+        "context_length_exceeded",
+        Some("max_tokens"),
+    );
+    let good = Payload::Json(chat_body(MODEL, 4));
+    let mut bad_role = chat_body(MODEL, 4);
+    bad_role["messages"][0]["role"] = json!("wizard");
+    let mut huge = chat_body(MODEL, 4);
+    huge["messages"][0]["content"] = json!("a".repeat(2 << 20));
+    // What, method, path, key, body → status and the error's fields.
+    #[rustfmt::skip]
+    let cases: Vec<Exchange<&str>> = vec![
+        ("no key", "POST", CHAT, None, good.clone(), 401, unauthorized.clone()),
+        ("wrong key", "POST", CHAT, Some("sk-wrong"), good.clone(), 401, unauthorized.clone()),
+        ("a key's prefix", "POST", CHAT, Some(&USER_KEY[..8]), good, 401, unauthorized.clone()),
+        ("no key for models", "GET", "/v1/models", None, Payload::Nothing, 401, unauthorized),
+        ("unknown model", "POST", CHAT, user, Payload::Json(chat_body("u-nobody/none", 4)), 404, not_found.clone()),
+        ("unknown model retrieved", "GET", "/v1/models/u-nobody/none", user, Payload::Nothing, 404, not_found),
+        ("cut JSON", "POST", CHAT, user, Payload::Text("{\"model\": ".into()), 400, malformed.clone()),
+        ("broken JSON", "POST", CHAT, user, Payload::Text("{bad".into()), 400, malformed.clone()),
+        ("wrong type", "POST", CHAT, user, chat_with("temperature", json!("hot")), 400, bad_value("temperature")),
+        ("out of range", "POST", CHAT, user, chat_with("temperature", json!(3.5)), 400, bad_value("temperature")),
+        ("unknown role", "POST", CHAT, user, Payload::Json(bad_role), 400, bad_value("messages[0].role")),
+        ("no messages", "POST", CHAT, user, chat_with("messages", json!([])), 400, bad_value("messages")),
+        ("past the context", "POST", CHAT, user, chat_with("max_tokens", json!(5000)), 400, past_context),
+        // Over the 64 KiB limit, declared (Content-Length) and streamed (chunked, no length).
+        ("declared too large", "POST", CHAT, user, Payload::Json(huge.clone()), 413, too_large.clone()),
+        ("chunked too large", "POST", CHAT, user, Payload::Chunked(huge.to_string().into()), 413, too_large),
+        // The query string enters the body like any field, so an unknown one is named.
+        ("query parameter", "GET", "/v1/models?limit=3", user, Payload::Nothing, 400, bad_value("limit")),
+        ("unknown route", "GET", "/v1/nowhere", user, Payload::Nothing, 404, malformed.clone()),
+        ("wrong method", "DELETE", "/v1/models", user, Payload::Nothing, 405, malformed),
+    ];
 
     // Health is public; everything under /v1 needs a key.
     let health = http().get(server.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-
-    let missing = post_raw(&server, "/v1/chat/completions", None, good.clone()).await;
-    assert_error(
-        &missing,
-        401,
-        "authentication_error",
-        Some("invalid_api_key"),
-        None,
-    );
-    assert_serving(&server).await;
-    let wrong = post_raw(
-        &server,
-        "/v1/chat/completions",
-        Some("sk-wrong"),
-        good.clone(),
-    )
-    .await;
-    assert_error(
-        &wrong,
-        401,
-        "authentication_error",
-        Some("invalid_api_key"),
-        None,
-    );
-    // A key is not leaked back in the message.
-    assert!(!wrong.1.to_string().contains("sk-wrong"));
-    let prefix = post_raw(
-        &server,
-        "/v1/chat/completions",
-        Some(&USER_KEY[..8]),
-        good.clone(),
-    )
-    .await;
-    assert_eq!(prefix.0, 401);
-    let models_without_key = http().get(server.url("/v1/models")).send().await.unwrap();
-    assert_eq!(models_without_key.status(), 401);
-    assert_eq!(models_without_key.headers()["www-authenticate"], "Bearer");
-    assert_serving(&server).await;
-
-    let unknown = call(
-        &server,
-        "POST",
-        "/v1/chat/completions",
-        USER_KEY,
-        Some(chat_body("u-nobody/none", 4)),
-    )
-    .await;
-    assert_error(
-        &unknown,
-        404,
-        "invalid_request_error",
-        Some("model_not_found"),
-        Some("model"),
-    );
-    let unknown_model = call(&server, "GET", "/v1/models/u-nobody/none", USER_KEY, None).await;
-    assert_error(
-        &unknown_model,
-        404,
-        "invalid_request_error",
-        Some("model_not_found"),
-        Some("model"),
-    );
-    assert_serving(&server).await;
-
-    let malformed = post_raw(
-        &server,
-        "/v1/chat/completions",
-        Some(USER_KEY),
-        "{\"model\": ".into(),
-    )
-    .await;
-    assert_error(
-        &malformed,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        None,
-    );
-    let not_object = post_raw(
-        &server,
-        "/v1/chat/completions",
-        Some(USER_KEY),
-        "{bad".into(),
-    )
-    .await;
-    assert_error(
-        &not_object,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        None,
-    );
-    assert_serving(&server).await;
-
-    let mut wrong_type = chat_body(MODEL, 4);
-    wrong_type["temperature"] = json!("hot");
-    let got = call(
-        &server,
-        "POST",
-        "/v1/chat/completions",
-        USER_KEY,
-        Some(wrong_type),
-    )
-    .await;
-    assert_error(
-        &got,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        Some("temperature"),
-    );
-    let mut out_of_range = chat_body(MODEL, 4);
-    out_of_range["temperature"] = json!(3.5);
-    let got = call(
-        &server,
-        "POST",
-        "/v1/chat/completions",
-        USER_KEY,
-        Some(out_of_range),
-    )
-    .await;
-    assert_error(
-        &got,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        Some("temperature"),
-    );
-    let mut bad_role = chat_body(MODEL, 4);
-    bad_role["messages"][0]["role"] = json!("wizard");
-    let got = call(
-        &server,
-        "POST",
-        "/v1/chat/completions",
-        USER_KEY,
-        Some(bad_role),
-    )
-    .await;
-    assert_error(
-        &got,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        Some("messages[0].role"),
-    );
-    let mut no_messages = chat_body(MODEL, 4);
-    no_messages["messages"] = json!([]);
-    let got = call(
-        &server,
-        "POST",
-        "/v1/chat/completions",
-        USER_KEY,
-        Some(no_messages),
-    )
-    .await;
-    assert_error(
-        &got,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        Some("messages"),
-    );
-    let mut too_long = chat_body(MODEL, 4);
-    too_long["max_tokens"] = json!(5000);
-    let got = call(
-        &server,
-        "POST",
-        "/v1/chat/completions",
-        USER_KEY,
-        Some(too_long),
-    )
-    .await;
-    assert_error(
-        &got,
-        400,
-        "invalid_request_error",
-        Some("context_length_exceeded"),
-        Some("max_tokens"),
-    );
-    assert_serving(&server).await;
-
-    // Over the 64 KiB limit, declared (Content-Length) and streamed (chunked, no length).
-    let mut huge = chat_body(MODEL, 4);
-    huge["messages"][0]["content"] = json!("a".repeat(2 << 20));
-    let got = call(
-        &server,
-        "POST",
-        "/v1/chat/completions",
-        USER_KEY,
-        Some(huge.clone()),
-    )
-    .await;
-    assert_error(
-        &got,
-        413,
-        "invalid_request_error",
-        Some("payload_too_large"),
-        None,
-    );
-    let bytes = huge.to_string().into_bytes();
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        bytes.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
-    let response = http()
-        .post(server.url("/v1/chat/completions"))
-        .bearer_auth(USER_KEY)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 413);
-    let v: Value = response.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "payload_too_large");
-    assert_serving(&server).await;
-
-    let route = call(&server, "GET", "/v1/nowhere", USER_KEY, None).await;
-    assert_error(
-        &route,
-        404,
-        "invalid_request_error",
-        Some("invalid_value"),
-        None,
-    );
-    let method = call(&server, "DELETE", "/v1/models", USER_KEY, None).await;
-    assert_error(
-        &method,
-        405,
-        "invalid_request_error",
-        Some("invalid_value"),
-        None,
-    );
-    assert_serving(&server).await;
+    for (what, method, path, key, payload, status, error) in cases {
+        let (got, headers, answer) = send(&server, method, path, key, &[], payload).await;
+        assert_eq!(got, status, "{what}: {answer}");
+        assert!(has_fields(&answer, &error), "{what}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {answer}"
+        );
+        if status == 401 {
+            assert_eq!(headers["www-authenticate"], "Bearer", "{what}");
+            // A key is not leaked back in the message.
+            assert!(!answer.to_string().contains("sk-"), "{what}: {answer}");
+        }
+        assert_serving(&server).await;
+    }
 
     // No key ever reaches the log.
     let log = std::fs::read_to_string(&server.log).unwrap_or_default();
@@ -609,6 +532,7 @@ fn run_client(program: &str, script: &str, server: &Server) -> Value {
         .env("MODELSERVICE_BASE_URL", server.url("/v1"))
         .env("MODELSERVICE_API_KEY", USER_KEY)
         .env("MODELSERVICE_MODEL", MODEL)
+        .env("MODELSERVICE_EMBEDDER", EMBEDDER)
         .output()
         .expect("client runs");
     assert!(
@@ -661,7 +585,13 @@ fn check_sdk_run(v: &Value) {
 
 #[test]
 fn official_openai_python_package() {
-    let server = Server::start("python", Settings::default());
+    let server = Server::start(
+        "python",
+        Settings {
+            embedder: true,
+            ..Settings::default()
+        },
+    );
     let python = server_dir().join(".venv/bin/python");
     assert!(
         python.exists(),
@@ -670,6 +600,14 @@ fn official_openai_python_package() {
     );
     let v = run_client(python.to_str().unwrap(), "openai_client.py", &server);
     check_sdk_run(&v);
+    // Embeddings: the SDK asks for base64 by default and decodes it; floats when asked for.
+    let e = &v["embeddings"];
+    assert_eq!(e["dims"], json!([384, 384]), "{v}");
+    assert!(e["max_difference"].as_f64().unwrap() < 1e-6, "{v}");
+    assert!(
+        e["norm"].as_f64().map(|n| (n - 1.0).abs() < 1e-3).unwrap(),
+        "{v}"
+    );
 }
 
 #[test]
@@ -694,271 +632,250 @@ async fn deploy_scale_and_delete_over_http() {
     );
     let model = smollm2();
     let second = "u-8105f7322477/second";
-
-    // Management needs the admin key; the user key may chat but not manage.
-    let got = call(&server, "GET", "/v1/services", USER_KEY, None).await;
-    assert_error(
-        &got,
-        401,
-        "authentication_error",
-        Some("invalid_api_key"),
-        None,
-    );
+    let one = format!("/v1/services/{second}");
     let spec = json!({"name": "second", "access_name": second, "model": model, "slots": 2, "context_length": 512});
-    let got = call(
-        &server,
-        "POST",
-        "/v1/services",
-        USER_KEY,
-        Some(spec.clone()),
-    )
-    .await;
-    assert_eq!(got.0, 401);
+    let (admin, user) = (Some(ADMIN_KEY), Some(USER_KEY));
+    let bad_value = |param: &str| envelope("invalid_request_error", "invalid_value", Some(param));
+    let not_found = envelope("invalid_request_error", "model_not_found", Some("model"));
+    let unauthorized = envelope("authentication_error", "invalid_api_key", None);
+    let exists = envelope(
+        "invalid_request_error",
+        "service_exists",
+        Some("access_name"),
+    );
+    let load_failed = envelope("invalid_request_error", "model_load_failed", Some("model"));
+    let no_route = envelope("invalid_request_error", "invalid_value", None);
+    let (list, chat) = ("/v1/services".to_owned(), "/v1/chat/completions".to_owned());
+    let body = Payload::Json;
+    let none = Payload::Nothing;
+    // Step, method, path, key, body → status and fields of the answer, in order.
+    #[rustfmt::skip]
+    let steps: Vec<Exchange<String>> = vec![
+        // Management needs the admin key; the user key may chat but not manage.
+        ("list as user", "GET", list.clone(), user, none.clone(), 401, unauthorized.clone()),
+        ("deploy as user", "POST", list.clone(), user, body(spec.clone()), 401, unauthorized),
+        ("deploy", "POST", list.clone(), admin, body(spec.clone()), 201, json!({
+            "access_name": second, "name": "second", "status": "running", "instances": 1,
+            "slots_per_instance": 2, "base_model": {"architecture": "llama"}})),
+        ("deploy again", "POST", list.clone(), admin, body(spec), 409, exists),
+        ("spec with a wrong type", "POST", list.clone(), admin,
+            body(json!({"name": "x", "access_name": "u/x", "model": 7})), 400, bad_value("model")),
+        ("spec with an unknown field", "POST", list.clone(), admin,
+            body(json!({"name": "x", "access_name": "u/x", "model": model, "slotz": 2})), 400, bad_value("slotz")),
+        ("spec without a model file", "POST", list.clone(), admin,
+            body(json!({"name": "x", "access_name": "u/x", "model": "/nonexistent/model.gguf"})), 400, load_failed),
+        ("list", "GET", list.clone(), admin, none.clone(), 200,
+            json!({"object": "list", "data": [{"access_name": second}, {"access_name": MODEL}]})),
+        ("models", "GET", "/v1/models".into(), user, none.clone(), 200,
+            json!({"object": "list", "data": [{"id": second}, {"id": MODEL}]})),
+        ("retrieve", "GET", one.clone(), admin, none.clone(), 200, json!({"access_name": second})),
+        // The new service answers with the user key.
+        ("chat", "POST", chat.clone(), user, body(chat_body(second, 4)), 200,
+            json!({"object": "chat.completion", "model": second})),
+        // Scale: POST .../scale and PATCH.
+        ("scale up", "POST", format!("{one}/scale"), admin, body(json!({"instances": 2})), 200, json!({"instances": 2})),
+        ("chat scaled", "POST", chat.clone(), user, body(chat_body(second, 4)), 200, json!({"model": second})),
+        ("scale down", "PATCH", one.clone(), admin, body(json!({"instances": 1})), 200, json!({"instances": 1})),
+        ("scale to many", "PATCH", one.clone(), admin, body(json!({"instances": "many"})), 400, bad_value("instances")),
+        ("scale to zero", "PATCH", one.clone(), admin, body(json!({"instances": 0})), 400, bad_value("instances")),
+        ("name in URL and body", "PATCH", one.clone(), admin,
+            body(json!({"access_name": MODEL, "instances": 1})), 400, bad_value("access_name")),
+        ("scale an unknown service", "POST", "/v1/services/u-nobody/none/scale".into(), admin,
+            body(json!({"instances": 2})), 404, not_found.clone()),
+        ("unknown action", "POST", format!("{one}/restart"), admin, body(json!({})), 404, no_route),
+        // Delete needs the display name as confirmation.
+        ("delete unconfirmed", "DELETE", one.clone(), admin, none.clone(), 400, bad_value("confirm")),
+        ("delete with the wrong name", "DELETE", format!("{one}?confirm=test"), admin, none.clone(), 400,
+            bad_value("confirm")),
+        ("delete", "DELETE", format!("{one}?confirm=second"), admin, none.clone(), 200,
+            json!({"access_name": second, "usage": {"requests": 2}})),
+        ("retrieve deleted", "GET", one, admin, none.clone(), 404, not_found.clone()),
+        ("chat deleted", "POST", chat, user, body(chat_body(second, 4)), 404, not_found),
+        // Confirmation in a JSON body works too.
+        ("delete confirmed in the body", "DELETE", format!("/v1/services/{MODEL}"), admin,
+            body(json!({"confirm": "test"})), 200, json!({"access_name": MODEL})),
+        ("models after", "GET", "/v1/models".into(), user, none, 200, json!({"data": []})),
+    ];
 
-    let (status, info) = call(
+    let mut answers = std::collections::HashMap::new();
+    for (step, method, path, key, payload, status, fields) in steps {
+        let (got, _, answer) = send(&server, method, &path, key, &[], payload).await;
+        assert_eq!(got, status, "{step}: {answer}");
+        assert!(has_fields(&answer, &fields), "{step}: {answer}");
+        answers.insert(step, answer);
+    }
+    // One service throughout: the same ID from deploy to delete.
+    let id = &answers["deploy"]["id"];
+    assert!(id.as_str().is_some_and(|id| !id.is_empty()));
+    for step in ["retrieve", "scale up", "scale down", "delete"] {
+        assert_eq!(&answers[step]["id"], id, "{step}");
+    }
+}
+
+/// The repository's corpus of bad requests (`tests/corpus/bad_requests.json`).
+fn corpus() -> Value {
+    let path = server_dir().join("../../tests/corpus/bad_requests.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("corpus JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_of_bad_requests_through_the_route_table() {
+    let server = Server::start("corpus", Settings::default());
+    let corpus = corpus();
+    let mut service = corpus["service"].clone();
+    service["model"] = json!(smollm2());
+    let deploy = Route::of("services.deploy").expect("deploy is routed");
+    let (status, _, info) = send(
         &server,
-        "POST",
-        "/v1/services",
-        ADMIN_KEY,
-        Some(spec.clone()),
+        deploy.method,
+        deploy.path,
+        Some(USER_KEY),
+        &[],
+        Payload::Json(service.clone()),
     )
     .await;
     assert_eq!(status, 201, "{info}");
-    assert_eq!(info["access_name"], second);
-    assert_eq!(info["name"], "second");
-    assert_eq!(info["status"], "running");
-    assert_eq!(info["instances"], 1);
-    assert_eq!(info["slots_per_instance"], 2);
-    assert_eq!(info["base_model"]["architecture"], "llama");
 
-    let again = call(&server, "POST", "/v1/services", ADMIN_KEY, Some(spec)).await;
-    assert_error(
-        &again,
-        409,
-        "invalid_request_error",
-        Some("service_exists"),
-        Some("access_name"),
+    let cases = corpus["cases"].as_array().expect("cases");
+    let mut failures = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().expect("name");
+        let op = case["op"].as_str().expect("op");
+        let route = Route::of(op).unwrap_or_else(|| panic!("{name}: `{op}` has no route"));
+        let (path, query, payload) = match (&case["body"], &case["body_text"]) {
+            (Value::Null, Value::String(text)) => (
+                route.path.to_owned(),
+                Vec::new(),
+                Payload::Text(text.clone()),
+            ),
+            (Value::String(s), _) if s == "$service" => route_request(route, &service),
+            (body, _) => route_request(route, body),
+        };
+        let (status, _, answer) = send(
+            &server,
+            route.method,
+            &path,
+            Some(USER_KEY),
+            &query,
+            payload,
+        )
+        .await;
+        let error = &answer["error"];
+        let got = json!([status, error["type"], error["code"], error["param"]]);
+        let want = json!([case["status"], case["type"], case["code"], case["param"]]);
+        if got != want || error["message"].as_str().is_none_or(str::is_empty) {
+            failures.push(format!(
+                "{name} ({} {path}): want {want}, got {answer}",
+                route.method
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
     );
-    let bad_spec = call(
+    eprintln!(
+        "{} corpus cases answered as the core answers them",
+        cases.len()
+    );
+    assert_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_serves_its_operation() {
+    let server = Server::start("operations", Settings::default());
+    let second = "u-8105f7322477/second";
+    let embedder = "u-8105f7322477/minilm";
+    let minilm =
+        json!({"name": "minilm", "access_name": embedder, "model": minilm(), "threads": 1});
+    let (status, _, info) = send(
         &server,
         "POST",
         "/v1/services",
-        ADMIN_KEY,
-        Some(json!({"name": "x", "access_name": "u/x", "model": 7})),
+        Some(USER_KEY),
+        &[],
+        Payload::Json(minilm),
     )
     .await;
-    assert_error(
-        &bad_spec,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        Some("model"),
+    assert_eq!(status, 201, "{info}");
+    // A good body and some fields of the answer, for every core operation.
+    #[rustfmt::skip]
+    let examples: Vec<(&str, Value, Value)> = vec![
+        ("chat.completions.create", chat_body(MODEL, 4), json!({"object": "chat.completion"})),
+        ("embeddings.create", json!({"model": embedder, "input": ["a", "b"]}),
+            json!({"object": "list", "data": [{"index": 0}, {"index": 1}]})),
+        ("models.list", json!({}), json!({"object": "list", "data": [{"id": embedder}, {"id": MODEL}]})),
+        ("models.retrieve", json!({"model": MODEL}), json!({"object": "model", "id": MODEL})),
+        ("services.deploy", json!({"name": "second", "access_name": second, "model": smollm2(),
+                                   "slots": 1, "context_length": 512, "threads": 1}),
+            json!({"access_name": second, "status": "running"})),
+        ("services.list", json!({}),
+            json!({"object": "list", "data": [{"access_name": embedder}, {"access_name": second},
+                                              {"access_name": MODEL}]})),
+        ("services.retrieve", json!({"access_name": second}), json!({"access_name": second})),
+        ("services.scale", json!({"access_name": second, "instances": 1}), json!({"instances": 1})),
+        ("services.delete", json!({"access_name": second, "confirm": "second"}), json!({"access_name": second})),
+    ];
+    let names: Vec<&str> = examples.iter().map(|(op, _, _)| *op).collect();
+    assert_eq!(
+        names,
+        modelservice::Operation::names(),
+        "an operation has no example here"
     );
-    let no_file = json!({"name": "x", "access_name": "u/x", "model": "/nonexistent/model.gguf"});
-    let got = call(&server, "POST", "/v1/services", ADMIN_KEY, Some(no_file)).await;
-    assert_error(
-        &got,
-        400,
-        "invalid_request_error",
-        Some("model_load_failed"),
-        Some("model"),
-    );
+    // Every route of the table, in its order (deploy comes before the routes that need it).
+    for route in ROUTES {
+        let (_, body, fields) = examples
+            .iter()
+            .find(|(op, _, _)| *op == route.op)
+            .expect("example");
+        let (path, query, payload) = route_request(route, body);
+        let (status, _, answer) = send(
+            &server,
+            route.method,
+            &path,
+            Some(USER_KEY),
+            &query,
+            payload,
+        )
+        .await;
+        assert_eq!(status, route.status, "{route:?}: {answer}");
+        assert!(has_fields(&answer, fields), "{route:?}: {answer}");
+    }
+    for op in modelservice::Operation::names() {
+        assert!(ROUTES.iter().any(|r| r.op == op), "`{op}` has no route");
+    }
+}
 
-    let (status, list) = call(&server, "GET", "/v1/services", ADMIN_KEY, None).await;
-    assert_eq!(status, 200);
-    assert_eq!(list["object"], "list");
-    let names: Vec<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["access_name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, [second, MODEL]);
-    let (_, models) = call(&server, "GET", "/v1/models", USER_KEY, None).await;
-    assert_eq!(models["data"].as_array().unwrap().len(), 2);
-    let (status, one) = call(
-        &server,
-        "GET",
-        &format!("/v1/services/{second}"),
-        ADMIN_KEY,
-        None,
+#[test]
+fn config_file_refuses_unknown_service_fields() {
+    let config = artifacts().join("slotz.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\napi_keys = [\"{USER_KEY}\"]\n\n[[services]]\nname = \"test\"\n\
+             access_name = \"{MODEL}\"\nmodel = {:?}\nslotz = 2\n",
+            smollm2().display().to_string()
+        ),
     )
-    .await;
-    assert_eq!((status, &one["id"]), (200, &info["id"]));
-
-    // The new service answers with the user key.
-    let got = call(
-        &server,
-        "POST",
-        "/v1/chat/completions",
-        USER_KEY,
-        Some(chat_body(second, 4)),
-    )
-    .await;
-    assert_eq!(got.0, 200, "{}", got.1);
-    assert_eq!(got.1["model"], second);
-
-    // Scale: POST .../scale and PATCH.
-    let (status, scaled) = call(
-        &server,
-        "POST",
-        &format!("/v1/services/{second}/scale"),
-        ADMIN_KEY,
-        Some(json!({"instances": 2})),
-    )
-    .await;
-    assert_eq!(status, 200, "{scaled}");
-    assert_eq!(scaled["instances"], 2);
-    assert_eq!(scaled["id"], info["id"]);
-    let got = call(
-        &server,
-        "POST",
-        "/v1/chat/completions",
-        USER_KEY,
-        Some(chat_body(second, 4)),
-    )
-    .await;
-    assert_eq!(got.0, 200);
-    let (status, scaled) = call(
-        &server,
-        "PATCH",
-        &format!("/v1/services/{second}"),
-        ADMIN_KEY,
-        Some(json!({"instances": 1})),
-    )
-    .await;
-    assert_eq!((status, &scaled["instances"]), (200, &json!(1)));
-    let got = call(
-        &server,
-        "PATCH",
-        &format!("/v1/services/{second}"),
-        ADMIN_KEY,
-        Some(json!({"instances": "many"})),
-    )
-    .await;
-    assert_error(
-        &got,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        Some("instances"),
+    .expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_modelservice-server"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "started with `slotz` in a service");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown field `slotz`"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "it listened: {}",
+        String::from_utf8_lossy(&out.stdout)
     );
-    let got = call(
-        &server,
-        "PATCH",
-        &format!("/v1/services/{second}"),
-        ADMIN_KEY,
-        Some(json!({"instances": 0})),
-    )
-    .await;
-    assert_error(
-        &got,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        Some("instances"),
-    );
-    let got = call(
-        &server,
-        "POST",
-        "/v1/services/u-nobody/none/scale",
-        ADMIN_KEY,
-        Some(json!({"instances": 2})),
-    )
-    .await;
-    assert_error(
-        &got,
-        404,
-        "invalid_request_error",
-        Some("model_not_found"),
-        Some("model"),
-    );
-
-    // Delete needs the display name as confirmation.
-    let got = call(
-        &server,
-        "DELETE",
-        &format!("/v1/services/{second}"),
-        ADMIN_KEY,
-        None,
-    )
-    .await;
-    assert_error(
-        &got,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        Some("confirm"),
-    );
-    let got = call(
-        &server,
-        "DELETE",
-        &format!("/v1/services/{second}?confirm=test"),
-        ADMIN_KEY,
-        None,
-    )
-    .await;
-    assert_error(
-        &got,
-        400,
-        "invalid_request_error",
-        Some("invalid_value"),
-        Some("confirm"),
-    );
-    let (status, deleted) = call(
-        &server,
-        "DELETE",
-        &format!("/v1/services/{second}?confirm=second"),
-        ADMIN_KEY,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{deleted}");
-    assert_eq!(deleted["id"], info["id"]);
-    assert_eq!(deleted["usage"]["requests"], 2);
-    let got = call(
-        &server,
-        "GET",
-        &format!("/v1/services/{second}"),
-        ADMIN_KEY,
-        None,
-    )
-    .await;
-    assert_error(
-        &got,
-        404,
-        "invalid_request_error",
-        Some("model_not_found"),
-        Some("model"),
-    );
-    let got = call(
-        &server,
-        "POST",
-        "/v1/chat/completions",
-        USER_KEY,
-        Some(chat_body(second, 4)),
-    )
-    .await;
-    assert_error(
-        &got,
-        404,
-        "invalid_request_error",
-        Some("model_not_found"),
-        Some("model"),
-    );
-
-    // Confirmation in a JSON body works too.
-    let (status, _) = call(
-        &server,
-        "DELETE",
-        &format!("/v1/services/{MODEL}"),
-        ADMIN_KEY,
-        Some(json!({"confirm": "test"})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let (_, models) = call(&server, "GET", "/v1/models", USER_KEY, None).await;
-    assert_eq!(models["data"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -48,6 +48,20 @@ try:
 except openai.BadRequestError as e:
     errors["bad_request"] = [e.status_code, e.param]
 
+# Embeddings (Python only): the SDK sends `encoding_format: "base64"` unless told otherwise and
+# decodes it; the floats asked for explicitly must be the same vectors.
+embeddings = {}
+embedder = os.environ.get("MODELSERVICE_EMBEDDER")
+if embedder:
+    default = client.embeddings.create(model=embedder, input=["A man is eating food.", "A cat."])
+    floats = client.embeddings.create(model=embedder, input=["A man is eating food.", "A cat."], encoding_format="float")
+    pairs = zip(default.data, floats.data)
+    embeddings = {
+        "dims": [len(e.embedding) for e in default.data],
+        "max_difference": max(abs(a - b) for d, f in pairs for a, b in zip(d.embedding, f.embedding)),
+        "norm": sum(x * x for x in floats.data[0].embedding) ** 0.5,
+    }
+
 print(
     json.dumps(
         {
@@ -59,6 +73,7 @@ print(
             "models": models,
             "retrieved": retrieved,
             "errors": errors,
+            "embeddings": embeddings,
         }
     )
 )

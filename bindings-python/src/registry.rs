@@ -1,0 +1,76 @@
+//! `Registry`: the services of a process, and the one entry to every operation.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+
+use modelservice::{ChatCompletionRequest, Registry};
+use pyo3::prelude::*;
+
+use crate::calls::{PendingCall, PyResponseStream};
+use crate::enter::enter_engine;
+
+/// The services of a process (or of some clients), shared by every client built on it.
+#[pyclass(module = "modelservice._native", name = "Registry", frozen)]
+pub struct PyRegistry {
+    inner: Arc<Registry>,
+}
+
+#[pymethods]
+impl PyRegistry {
+    #[new]
+    fn new() -> Self {
+        PyRegistry {
+            inner: Arc::new(Registry::new()),
+        }
+    }
+
+    /// Serves operation `op` (e.g. `"chat.completions.create"`) with the JSON `body` and returns
+    /// the whole answer as JSON. Ctrl-C raises `KeyboardInterrupt` and cancels the work.
+    fn call(&self, py: Python<'_>, op: &str, body: &str) -> PyResult<String> {
+        let mut answer = std::pin::pin!(self.inner.call(op, body));
+        enter_engine(py, |cx| answer.as_mut().poll(cx))
+    }
+
+    /// Starts `call(op, body)` without waiting: its answer comes from `PendingCall.wait`.
+    fn start(&self, op: String, body: String) -> PendingCall {
+        PendingCall::new(self.inner.call_owned(op, body))
+    }
+
+    /// Starts streamable operation `op` and returns the stream of its chunks; request errors
+    /// are raised here.
+    fn stream(&self, py: Python<'_>, op: &str, body: &str) -> PyResult<PyResponseStream> {
+        let stream = enter_engine(py, |_| Poll::Ready(self.inner.stream(op, body)))?;
+        Ok(PyResponseStream::new(stream))
+    }
+
+    /// Tokens the chat completion request's prompt renders to.
+    fn count_prompt_tokens(&self, py: Python<'_>, request: &str) -> PyResult<u32> {
+        enter_engine(py, |_| {
+            let request = ChatCompletionRequest::from_json(request);
+            Poll::Ready(request.and_then(|r| self.inner.count_prompt_tokens(&r)))
+        })
+    }
+
+    /// Token ids of `text` under a service's tokenizer.
+    fn tokenize(&self, py: Python<'_>, access_name: &str, text: &str) -> PyResult<Vec<i32>> {
+        enter_engine(py, |_| Poll::Ready(self.inner.tokenize(access_name, text)))
+    }
+
+    /// How many times this process has loaded a model file.
+    #[staticmethod]
+    fn model_loads() -> u64 {
+        Registry::model_loads()
+    }
+
+    fn __repr__(&self) -> String {
+        let names: Vec<String> = self
+            .inner
+            .list()
+            .data
+            .into_iter()
+            .map(|s| s.access_name)
+            .collect();
+        format!("Registry({names:?})")
+    }
+}
