@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench
+.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -44,6 +44,9 @@ lint: ## rustfmt and clippy on the whole workspace, ruff on the Python package (
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	$(MAKE) -C bindings-python lint
+
+fuzz: setup ## long fuzzing runs: every hostile model file, thousands of mutated requests and specs (make test runs short ones)
+	MODELSERVICE_FUZZ=long cargo test --release -p modelservice --test hostile_models --test fuzz_requests -- --nocapture
 
 bench: setup ## throughput, latency and embedding benchmarks against raw llama.cpp loops
 	cargo bench -p modelservice --bench throughput

@@ -19,6 +19,7 @@ use crate::api::{EngineStats, FinishReason, TokenLogprob};
 use crate::backend::backend;
 use crate::detokenize::Utf8Decoder;
 use crate::error::{Error, Result};
+use crate::guards;
 use crate::logprobs::{token_logprob, PendingLogprobs};
 use crate::pool::{common_prefix, Pool};
 use crate::sampling::{Sampler, SamplingParams};
@@ -295,15 +296,23 @@ impl<'m> Worker<'m> {
             // Ties go to the lowest slot, keeping active sequence ids contiguous (one ubatch).
             .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)))
             .expect("the pool only sends jobs to instances with a free slot");
+        let n_slots = self.slots.len();
         let slot = &mut self.slots[index];
+        // llama.cpp asserts on a sequence id outside the context.
+        let seq = match guards::seq_id(slot.seq, n_slots) {
+            Ok(seq) => seq,
+            Err(e) => {
+                let _ = job.events.send(Event::Failed(e));
+                self.pool.release(self.id, Vec::new());
+                return;
+            }
+        };
         // At least the last prompt token is decoded again: its logits start the generation.
         let mut reuse = shared.min(job.prompt.len().saturating_sub(1));
-        if ctx
-            .kv_cache_seq_rm(slot.seq, Some(reuse as u32), None)
-            .is_err()
-            || ctx.kv_cache_seq_pos_min(slot.seq) > 0
+        if ctx.kv_cache_seq_rm(seq, Some(reuse as u32), None).is_err()
+            || ctx.kv_cache_seq_pos_min(seq) > 0
         {
-            let _ = ctx.kv_cache_seq_rm(slot.seq, None, None);
+            let _ = ctx.kv_cache_seq_rm(seq, None, None);
             reuse = 0;
         }
         slot.cached.truncate(reuse);
@@ -347,6 +356,14 @@ impl<'m> Worker<'m> {
         let feed = self.plan_feed();
         let sequences = self.fill_batch(batch, &feed);
         let tokens = batch.n_tokens() as u64;
+        if !guards::batch_has_tokens(batch.n_tokens()) {
+            // Nothing can move (llama.cpp asserts on an empty batch): end what waits on it.
+            let error = Error::internal("a decode step had nothing to decode");
+            for i in self.arrival.clone() {
+                self.finish(i, Some(Event::Failed(error.clone())));
+            }
+            return;
+        }
         if let Err(e) = ctx.decode(batch) {
             let error = Error::internal(format!("llama_decode failed: {e}"));
             for i in self.arrival.clone() {
@@ -364,8 +381,9 @@ impl<'m> Worker<'m> {
             .peak_batch_sequences
             .fetch_max(sequences, Ordering::Relaxed);
 
+        let n_tokens = batch.n_tokens();
         for i in self.arrival.clone() {
-            if let Some(event) = self.sample(ctx, i) {
+            if let Some(event) = self.sample(ctx, i, n_tokens) {
                 self.finish(i, Some(event));
             }
         }
@@ -448,10 +466,11 @@ impl<'m> Worker<'m> {
     }
 
     /// Samples slot `i`'s next token and emits its text; returns the final event if it ended.
-    fn sample(&mut self, ctx: &LlamaContext<'_>, i: usize) -> Option<Event> {
+    fn sample(&mut self, ctx: &LlamaContext<'_>, i: usize, n_tokens: i32) -> Option<Event> {
         let slot = &mut self.slots[i];
         let active = slot.active.as_mut()?;
-        let at = active.logits_at?;
+        // llama.cpp asserts when asked to sample where the batch computed no logits.
+        let at = guards::logits_index(active.logits_at, n_tokens)?;
         // Read before sampling: the distribution the model gave, not the sampler's.
         let top = active.job.sampling.logprobs;
         let logits = top.map(|_| ctx.get_logits_ith(at));

@@ -20,15 +20,14 @@ use crate::api::{
 };
 use crate::embed_pool::EmbedPool;
 use crate::error::{Error, Result};
-use crate::gguf::{load_model, service_kind};
+use crate::gguf::{kv_geometry, load_model, service_kind, KvGeometry};
 use crate::grammar::GrammarCache;
+use crate::guards::{self, BATCH_SIZE};
 use crate::instance::{self, Counters, Event, InstanceConfig, InstanceShared, Job};
+use crate::limits::{check_kv_memory, KvRequest, MAX_INSTANCES};
 use crate::pool::Pool;
 use crate::sampling::SamplingParams;
 use crate::template::ChatTemplate;
-
-/// Most tokens put through one decode step.
-const BATCH_SIZE: u32 = 512;
 
 pub(crate) struct Service {
     id: String,
@@ -44,6 +43,11 @@ pub(crate) struct Service {
     failure: Arc<Mutex<Option<String>>>,
     /// Context length of each slot.
     slot_context: u32,
+    /// What one token of KV cache costs, to size scale-ups against the machine.
+    /// What a token of KV cache costs (chat services; encoders keep no KV cache).
+    kv: Option<KvGeometry>,
+    /// The longest text of one token, in bytes.
+    max_token_bytes: usize,
     created: u64,
     status: Mutex<(ServiceStatus, Option<String>)>,
     /// Serialises scale and delete.
@@ -78,6 +82,19 @@ struct LifeCycle {
     next_instance_id: usize,
 }
 
+/// The field a too-large KV cache is blamed on: the one the spec set away from its default.
+fn kv_param(spec: &ServiceSpec) -> &'static str {
+    if spec.context_length.is_some() {
+        "context_length"
+    } else if spec.slots != defaults::SLOTS {
+        "slots"
+    } else if spec.instances != defaults::INSTANCES {
+        "instances"
+    } else {
+        "context_length"
+    }
+}
+
 /// A tokenized, validated request, ready to be queued.
 pub(crate) struct Prepared {
     pub prompt: Arc<[LlamaToken]>,
@@ -89,7 +106,30 @@ pub(crate) struct Prepared {
 impl Service {
     /// Loads the model and starts the instances. Blocks for the load.
     pub(crate) fn start(id: String, spec: ServiceSpec, base: BaseModel) -> Result<Arc<Self>> {
-        let engine = match service_kind(&spec.model, &base.architecture) {
+        let kind = service_kind(&spec.model, &base.architecture);
+        let kv = if kind == ServiceKind::Chat {
+            // The KV cache is sized against the machine before the weights are even loaded.
+            let kv = kv_geometry(&spec.model, &base.architecture)?;
+            let requested = spec.context_length.unwrap_or(defaults::CONTEXT_LENGTH);
+            let trained = base.trained_context_length;
+            check_kv_memory(&KvRequest {
+                geometry: kv,
+                slots: spec.slots,
+                slot_context: if trained > 0 {
+                    requested.min(trained)
+                } else {
+                    requested
+                },
+                instances: spec.instances,
+                gpu_layers: spec.gpu_layers,
+                weights: base.file_size,
+                param: kv_param(&spec),
+            })?;
+            Some(kv)
+        } else {
+            None
+        };
+        let engine = match kind {
             ServiceKind::Chat => Engine::Chat(Arc::new(Pool::new(
                 spec.access_name.clone(),
                 spec.queue_size,
@@ -98,8 +138,20 @@ impl Service {
         };
         let (model, base) = load_model(&spec.model, spec.gpu_layers, base)?;
         let vocab = model.vocab();
-        let special =
-            |t| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
+        let n_vocab = vocab.n_tokens();
+        // A model without a BOS or EOS reports -1, which llama.cpp would throw on.
+        let special = |t: LlamaToken| {
+            if guards::token_in_vocab(t.0, n_vocab) {
+                String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned()
+            } else {
+                String::new()
+            }
+        };
+        // The most text one token stands for, to refuse hopelessly long prompts untokenized.
+        let max_token_bytes = (0..n_vocab)
+            .map(|t| vocab.token_to_piece(LlamaToken(t), true, None).len())
+            .max()
+            .unwrap_or(1);
         let template = ChatTemplate::new(
             spec.chat_template.as_deref(),
             model
@@ -126,6 +178,8 @@ impl Service {
             context_lock: Arc::default(),
             failure: Arc::default(),
             slot_context,
+            kv,
+            max_token_bytes,
             created: unix_now(),
             status: Mutex::new((ServiceStatus::Loading, None)),
             lifecycle: Mutex::new(LifeCycle {
@@ -266,6 +320,12 @@ impl Service {
                 "`instances` must be at least 1; delete the service to stop it.",
             ));
         }
+        if instances > MAX_INSTANCES {
+            return Err(Error::invalid(
+                "instances",
+                format!("`instances` must be between 1 and {MAX_INSTANCES}, got {instances}."),
+            ));
+        }
         let mut life = self.lifecycle.lock();
         if self.status() != ServiceStatus::Running {
             return Err(Error::ServiceUnavailable {
@@ -276,7 +336,19 @@ impl Service {
         let current = self.engine.instance_count();
         self.set_status(ServiceStatus::Scaling, None);
         let result = if instances > current {
-            self.add_instances(&mut life, instances - current)
+            self.kv
+                .map_or(Ok(()), |geometry| {
+                    check_kv_memory(&KvRequest {
+                        geometry,
+                        slots: self.spec.slots,
+                        slot_context: self.slot_context,
+                        instances: instances - current,
+                        gpu_layers: self.spec.gpu_layers,
+                        weights: 0,
+                        param: "instances",
+                    })
+                })
+                .and_then(|()| self.add_instances(&mut life, instances - current))
         } else {
             let threads = match &self.engine {
                 Engine::Chat(pool) => pool.detach_instances(current - instances),
@@ -305,15 +377,19 @@ impl Service {
     pub(crate) fn prepare(&self, req: &ChatCompletionRequest) -> Result<Prepared> {
         self.expect_kind(ServiceKind::Chat)?;
         let text = self.template.render(&req.messages)?;
+        guards::prompt_text_fits(text.len(), self.slot_context, self.max_token_bytes)?;
         let prompt = self.tokenize(&text);
+        guards::prompt_not_empty(prompt.len())?;
         let prompt_len = prompt.len() as u32;
         let context = self.slot_context;
         let requested = req.completion_limit();
         let completion = requested.unwrap_or(0);
-        if prompt_len >= context || prompt_len + completion > context {
+        // Saturating: `max_tokens` may be u32::MAX, which must not wrap into a small request.
+        let requested_total = prompt_len.saturating_add(completion);
+        if prompt_len >= context || requested_total > context {
             return Err(Error::ContextLengthExceeded {
                 context_length: context,
-                requested: prompt_len + completion,
+                requested: requested_total,
                 prompt_tokens: prompt_len,
                 completion_tokens: completion,
                 param: if prompt_len >= context {

@@ -19,6 +19,11 @@ const GEMMA: &str = "{{ bos_token }}{% set ns = namespace(prefix='') %}{% for me
 {% if message.role != 'assistant' %}{{ ns.prefix }}{% set ns.prefix = '' %}{% endif %}{{ message.content | trim }}<end_of_turn>\n\
 {% endif %}{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
 
+/// Instructions one rendering may run: thousands of times what a long conversation takes, and
+/// still a fraction of a second, so a template that loops for good (a hostile model file can
+/// carry one) fails the request instead of hanging it.
+const TEMPLATE_FUEL: u64 = 10_000_000;
+
 /// Which template a service renders with, and where it came from.
 pub(crate) struct ChatTemplate {
     env: Environment<'static>,
@@ -55,6 +60,7 @@ impl ChatTemplate {
             (None, None) => CHATML.to_owned(),
         };
         let mut env = Environment::new();
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         minijinja_contrib::add_to_environment(&mut env);
         env.add_function(
@@ -153,5 +159,26 @@ mod tests {
         let err = t.render(&[ChatMessage::assistant("y")]).unwrap_err();
         assert!(err.to_string().contains("first must be user"), "{err}");
         assert_eq!(err.param(), Some("messages"));
+    }
+
+    #[test]
+    fn a_template_that_never_ends_fails_the_request() {
+        let src =
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+        let t = ChatTemplate::new(Some(src), None, "llama", "<s>".into(), "</s>".into()).unwrap();
+        let started = std::time::Instant::now();
+        let err = t.render(&[ChatMessage::user("hi")]).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert_eq!(err.param(), Some("messages"));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{err}"
+        );
+        // A long conversation renders well within the budget.
+        let long: Vec<ChatMessage> = (0..2000)
+            .map(|i| ChatMessage::user(format!("message {i}")))
+            .collect();
+        let chatml = ChatTemplate::new(None, None, "llama", "<s>".into(), "</s>".into()).unwrap();
+        chatml.render(&long).unwrap();
     }
 }

@@ -98,31 +98,8 @@ impl ServiceSpec {
             ));
         }
         validate_access_name(&self.access_name)?;
-        if self.instances == 0 {
-            return Err(Error::invalid(
-                "instances",
-                "`instances` must be at least 1.",
-            ));
-        }
-        if self.slots == 0 {
-            return Err(Error::invalid("slots", "`slots` must be at least 1."));
-        }
-        if self.threads == Some(0) {
-            return Err(Error::invalid("threads", "`threads` must be at least 1."));
-        }
-        if matches!(self.context_length, Some(c) if c < 16) {
-            return Err(Error::invalid(
-                "context_length",
-                "`context_length` must be at least 16 tokens.",
-            ));
-        }
-        if self.queue_size == 0 {
-            return Err(Error::invalid(
-                "queue_size",
-                "`queue_size` must be at least 1.",
-            ));
-        }
-        Ok(())
+        // Every resource field within its bound (see `crate::limits` for each bound's reason).
+        crate::limits::check_spec(self)
     }
 }
 

@@ -1,0 +1,83 @@
+//! Resource limits of a service spec on the real models: a spec the machine cannot run is
+//! refused with a 400 naming the field and the bound, before anything is loaded or allocated.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use modelservice::limits::{max_threads, MAX_INSTANCES};
+use modelservice::Registry;
+
+/// 256 slots × 8192 tokens × 64 instances: terabytes of KV cache.
+fn huge(access_name: &str, model: std::path::PathBuf) -> modelservice::ServiceSpec {
+    let mut s = spec(access_name, model);
+    s.slots = 256;
+    s.context_length = Some(8192);
+    s.instances = MAX_INSTANCES;
+    s
+}
+
+#[test]
+fn a_kv_cache_larger_than_the_machine_is_refused_before_loading() {
+    let registry = Registry::new();
+    let started = Instant::now();
+    for (model, per_token) in [
+        // 30 layers × 3 KV heads × (64 + 64) dims × 2 bytes.
+        (smollm2(), "22.5 KiB per token over 30 layers"),
+        // 18 layers × 1 KV head × (256 + 256) dims × 2 bytes.
+        (gemma3(), "18.0 KiB per token over 18 layers"),
+    ] {
+        let err = registry.deploy(huge("u/huge", model)).unwrap_err();
+        assert_eq!(err.status(), 400, "{err}");
+        assert_eq!(err.code(), Some("invalid_value"));
+        assert_eq!(err.param(), Some("context_length"));
+        let message = err.to_string();
+        assert!(
+            message.contains("256 slots × 8192 tokens × 64 instances"),
+            "{message}"
+        );
+        assert!(message.contains(per_token), "{message}");
+        assert!(message.contains("available"), "{message}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(registry.models().data.is_empty());
+}
+
+#[test]
+fn the_field_blamed_is_the_one_set() {
+    let registry = Registry::new();
+    let mut s = spec("u/slots", smollm2());
+    s.context_length = None;
+    s.slots = 256;
+    s.instances = MAX_INSTANCES;
+    assert_eq!(registry.deploy(s).unwrap_err().param(), Some("slots"));
+}
+
+#[test]
+fn absurd_threads_are_refused_not_run() {
+    let registry = Registry::new();
+    let mut s = spec("u/threads", smollm2());
+    s.threads = Some(10_000);
+    let started = Instant::now();
+    let err = registry.deploy(s).unwrap_err();
+    assert_eq!(err.param(), Some("threads"), "{err}");
+    assert!(
+        err.to_string().contains(&max_threads().to_string()),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn scaling_is_bounded_too() {
+    let registry = registry_with("u/scale");
+    let err = registry.scale("u/scale", MAX_INSTANCES + 1).unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert_eq!(err.param(), Some("instances"));
+    // Still one instance, and still scalable.
+    assert_eq!(registry.scale("u/scale", 1).unwrap().instances, 1);
+    registry
+        .chat_blocking(greedy("u/scale", "Say hi.", 4))
+        .expect("the service still serves");
+}
