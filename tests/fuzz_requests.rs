@@ -7,7 +7,6 @@
 //!
 //! `make test` runs a short budget; `make fuzz` (`MODELSERVICE_FUZZ=long`) a long one.
 
-#[allow(unused_imports)]
 mod common;
 
 use std::collections::BTreeMap;

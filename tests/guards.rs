@@ -2,7 +2,6 @@
 //! would reach them: a template that renders nothing, a prompt far longer than any context, and
 //! the most slots a context may have.
 
-#[allow(unused_imports)]
 mod common;
 
 use std::sync::Arc;

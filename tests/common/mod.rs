@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use modelservice::{ChatCompletion, ChatCompletionRequest, ChatMessage, Registry, ServiceSpec};
 
 // Each test binary uses some of the models.
-#[allow(unused_imports)]
 pub use modelservice_test_models::{gemma3, minilm, smollm2};
 
 /// A small service: 1 instance, 4 slots of 1024 tokens, one thread (tests run side by side).

@@ -6,7 +6,6 @@
 //!
 //! `make test` runs a short corpus; `make fuzz` sets `MODELSERVICE_FUZZ=long` for all of it.
 
-#[allow(unused_imports)]
 #[path = "../common/mod.rs"]
 mod common;
 mod gguf_file;
