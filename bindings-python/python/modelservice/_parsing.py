@@ -24,9 +24,7 @@ class LengthFinishReasonError(ModelServiceError):
     """The answer was cut by `max_tokens` before its JSON was complete (as the SDK raises)."""
 
     def __init__(self, completion: ChatCompletion) -> None:
-        super().__init__(
-            "Could not parse response content as the length limit was reached: increase `max_tokens`."
-        )
+        super().__init__("Could not parse response content as the length limit was reached: increase `max_tokens`.")
         self.completion = completion
 
 
