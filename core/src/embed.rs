@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use crate::backend::backend;
 use crate::embed_pool::{BatchLimits, EmbedItem, EmbedPool};
 use crate::error::{Error, Result};
-use crate::instance::Counters;
+use crate::instance::{instance_stopped, spawn_worker, Counters};
 
 /// How to build an embedding instance's context.
 #[derive(Debug, Clone)]
@@ -45,82 +45,56 @@ pub(crate) fn spawn(
     shared: EmbedShared,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
-    let thread = std::thread::Builder::new()
-        .name(format!("modelservice {name}#{id}"))
-        .spawn(move || {
-            let EmbedShared {
-                model,
-                pool,
-                counters,
-                context_lock,
-                failure,
-            } = shared;
-            let ctx = {
-                let _serialized = context_lock.lock();
-                new_context(&model, &config)
-            };
-            let mut ctx = match ctx {
-                Ok(ctx) => ctx,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let mut batch = LlamaBatch::new(config.limits.tokens, 1);
-            let mut held: Vec<EmbedItem> = Vec::new();
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                while let Some(items) = pool.take(&stop, config.limits) {
-                    held = items;
-                    let count = held.len();
-                    match encode(&mut ctx, &mut batch, &held, &counters) {
-                        Ok(vectors) => {
-                            for (item, vector) in held.drain(..).zip(vectors) {
-                                item.request.fill(item.index, vector);
-                            }
-                        }
-                        Err(e) => {
-                            for item in held.drain(..) {
-                                item.request.fail(e.clone());
-                            }
+    spawn_worker(format!("modelservice {name}#{id}"), move |ready| {
+        let EmbedShared {
+            model,
+            pool,
+            counters,
+            context_lock,
+            failure,
+        } = shared;
+        let Some(mut ctx) = ready.report(|| {
+            let _serialized = context_lock.lock();
+            new_context(&model, &config)
+        }) else {
+            return;
+        };
+        let mut batch = LlamaBatch::new(config.limits.tokens, 1);
+        let mut held: Vec<EmbedItem> = Vec::new();
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            while let Some(items) = pool.take(&stop, config.limits) {
+                held = items;
+                let count = held.len();
+                match encode(&mut ctx, &mut batch, &held, &counters) {
+                    Ok(vectors) => {
+                        for (item, vector) in held.drain(..).zip(vectors) {
+                            item.request.fill(item.index, vector);
                         }
                     }
-                    pool.finished(count);
-                }
-            }));
-            if let Err(panic) = run {
-                // Nothing may hang on a dead instance: fail what it holds, and what waits if no
-                // instance is left.
-                let reason = format!(
-                    "instance {id} stopped: {}",
-                    crate::instance::panic_message(&*panic)
-                );
-                tracing::error!(%reason);
-                *failure.lock() = Some(reason.clone());
-                pool.remove_instance(id);
-                let error = Error::internal(&reason);
-                let count = held.len();
-                for item in held.drain(..) {
-                    item.request.fail(error.clone());
+                    Err(e) => {
+                        for item in held.drain(..) {
+                            item.request.fail(e.clone());
+                        }
+                    }
                 }
                 pool.finished(count);
-                if pool.instance_count() == 0 {
-                    pool.fail_queued(&error);
-                }
             }
-        })
-        .map_err(|e| Error::internal(format!("cannot start an instance thread: {e}")))?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(thread),
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            Err(e)
+        }));
+        if let Err(panic) = run {
+            // Nothing may hang on a dead instance: fail what it holds, and what waits if no
+            // instance is left.
+            let error = instance_stopped(id, &*panic, &failure);
+            pool.remove_instance(id);
+            let count = held.len();
+            for item in held.drain(..) {
+                item.request.fail(error.clone());
+            }
+            pool.finished(count);
+            if pool.instance_count() == 0 {
+                pool.fail_queued(&error);
+            }
         }
-        Err(_) => Err(Error::internal(
-            "the instance thread stopped while creating its context",
-        )),
-    }
+    })
 }
 
 fn new_context<'m>(model: &'m LlamaModel, config: &EmbedConfig) -> Result<LlamaContext<'m>> {

@@ -106,42 +106,62 @@ pub(crate) fn spawn(
     shared: InstanceShared,
     inbox: Receiver<Job>,
 ) -> Result<std::thread::JoinHandle<()>> {
+    spawn_worker(format!("modelservice {name}#{id}"), move |ready| {
+        let InstanceShared {
+            model,
+            pool,
+            counters,
+            context_lock,
+            failure,
+        } = shared;
+        let Some(mut ctx) = ready.report(|| {
+            let _serialized = context_lock.lock();
+            new_context(&model, &config)
+        }) else {
+            return;
+        };
+        let mut worker = Worker::new(id, &model, &config, pool, counters);
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            worker.run(&mut ctx, &inbox)
+        }));
+        if let Err(panic) = run {
+            // Nothing may hang on a dead instance: fail what it holds and what waits for it.
+            let error = instance_stopped(id, &*panic, &failure);
+            worker.pool.remove_instance(id);
+            worker.abort_all(&error, &inbox);
+        }
+    })
+}
+
+/// The start-up handshake of a worker thread: whether its llama context could be created.
+pub(crate) struct Ready(std::sync::mpsc::Sender<Result<()>>);
+
+impl Ready {
+    /// Creates the context and tells the spawner how it went; `None` when it failed.
+    pub(crate) fn report<T>(self, create: impl FnOnce() -> Result<T>) -> Option<T> {
+        match create() {
+            Ok(ctx) => {
+                let _ = self.0.send(Ok(()));
+                Some(ctx)
+            }
+            Err(e) => {
+                let _ = self.0.send(Err(e));
+                None
+            }
+        }
+    }
+}
+
+/// Starts a worker thread (chat or embedding instance) and waits until `body` has reported
+/// through [`Ready`] whether its context exists; a failure joins the thread and is returned.
+pub(crate) fn spawn_worker(
+    thread_name: String,
+    body: impl FnOnce(Ready) + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
     let thread = std::thread::Builder::new()
-        .name(format!("modelservice {name}#{id}"))
-        .spawn(move || {
-            let InstanceShared {
-                model,
-                pool,
-                counters,
-                context_lock,
-                failure,
-            } = shared;
-            let ctx = {
-                let _serialized = context_lock.lock();
-                new_context(&model, &config)
-            };
-            let mut ctx = match ctx {
-                Ok(ctx) => ctx,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let mut worker = Worker::new(id, &model, &config, pool, counters);
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                worker.run(&mut ctx, &inbox)
-            }));
-            if let Err(panic) = run {
-                // Nothing may hang on a dead instance: fail what it holds and what waits for it.
-                let reason = format!("instance {id} stopped: {}", panic_message(&*panic));
-                tracing::error!(%reason);
-                *failure.lock() = Some(reason.clone());
-                worker.pool.remove_instance(id);
-                worker.abort_all(&Error::internal(&reason), &inbox);
-            }
-        })
+        .name(thread_name)
+        .spawn(move || body(Ready(ready_tx)))
         .map_err(|e| Error::internal(format!("cannot start an instance thread: {e}")))?;
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(thread),
@@ -155,7 +175,20 @@ pub(crate) fn spawn(
     }
 }
 
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// Records why instance `id` stopped (the service then reports `failed`) and returns the
+/// error its requests end with.
+pub(crate) fn instance_stopped(
+    id: usize,
+    panic: &(dyn std::any::Any + Send),
+    failure: &Mutex<Option<String>>,
+) -> Error {
+    let reason = format!("instance {id} stopped: {}", panic_message(panic));
+    tracing::error!(%reason);
+    *failure.lock() = Some(reason.clone());
+    Error::internal(reason)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
