@@ -10,12 +10,11 @@ use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use parking_lot::Mutex;
 
 use crate::backend::backend;
 use crate::embed_pool::{BatchLimits, EmbedItem, EmbedPool};
 use crate::error::{Error, Result};
-use crate::instance::{instance_stopped, spawn_worker, Counters};
+use crate::instance::{instance_stopped, spawn_worker, Counters, WorkerShared};
 
 /// How to build an embedding instance's context.
 #[derive(Debug, Clone)]
@@ -26,16 +25,8 @@ pub(crate) struct EmbedConfig {
     pub pooling: LlamaPoolingType,
 }
 
-/// Everything a worker needs.
-pub(crate) struct EmbedShared {
-    pub model: Arc<LlamaModel>,
-    pub pool: Arc<EmbedPool>,
-    pub counters: Arc<Counters>,
-    /// llama.cpp requires contexts of one model to be created one at a time.
-    pub context_lock: Arc<Mutex<()>>,
-    /// Set when an instance stopped unexpectedly: the service then reports `failed`.
-    pub failure: Arc<Mutex<Option<String>>>,
-}
+/// Everything an embedding worker needs.
+pub(crate) type EmbedShared = WorkerShared<EmbedPool>;
 
 /// Starts an instance's thread and waits until its context exists (or failed to).
 pub(crate) fn spawn(

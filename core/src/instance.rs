@@ -87,16 +87,20 @@ pub(crate) struct InstanceConfig {
     pub batch_size: u32,
 }
 
-/// Everything a worker needs besides its inbox.
-pub(crate) struct InstanceShared {
+/// What a worker shares with its service (chat instances with a [`Pool`], embedding instances
+/// with an `EmbedPool`).
+pub(crate) struct WorkerShared<P> {
     pub model: Arc<LlamaModel>,
-    pub pool: Arc<Pool>,
+    pub pool: Arc<P>,
     pub counters: Arc<Counters>,
     /// llama.cpp requires contexts of one model to be created one at a time.
     pub context_lock: Arc<Mutex<()>>,
     /// Set when an instance stopped unexpectedly: the service then reports `failed`.
     pub failure: Arc<Mutex<Option<String>>>,
 }
+
+/// Everything a chat worker needs besides its inbox.
+pub(crate) type InstanceShared = WorkerShared<Pool>;
 
 /// Starts an instance's thread and waits until its context exists (or failed to).
 pub(crate) fn spawn(
