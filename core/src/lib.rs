@@ -26,7 +26,6 @@
 
 pub mod api;
 mod backend;
-mod base64;
 mod client;
 mod detokenize;
 mod embed;

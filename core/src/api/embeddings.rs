@@ -3,8 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::base64;
 use crate::error::{Error, Result};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 
 /// Most inputs one request may carry, as OpenAI allows.
 pub const MAX_EMBEDDING_INPUTS: usize = 2048;
@@ -155,7 +156,7 @@ impl EmbeddingVector {
             EncodingFormat::Float => EmbeddingVector::Float(vector),
             EncodingFormat::Base64 => {
                 let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-                EmbeddingVector::Base64(base64::encode(&bytes))
+                EmbeddingVector::Base64(BASE64.encode(&bytes))
             }
         }
     }
@@ -165,7 +166,9 @@ impl EmbeddingVector {
         match self {
             EmbeddingVector::Float(v) => Ok(v.clone()),
             EmbeddingVector::Base64(s) => {
-                let bytes = base64::decode(s)
+                let bytes = BASE64
+                    .decode(s)
+                    .ok()
                     .filter(|b| b.len() % 4 == 0)
                     .ok_or_else(|| Error::internal("the embedding is not base64 of f32 values"))?;
                 Ok(bytes
