@@ -5,6 +5,7 @@
 /** Every operation of the engine, with its request, answer and chunk types. */
 export interface Operations {
   "chat.completions.create": { request: ChatCompletionRequest; response: ChatCompletion; chunk: ChatCompletionChunk }
+  "completions.create": { request: CompletionRequest; response: Completion; chunk: Completion }
   "embeddings.create": { request: EmbeddingRequest; response: EmbeddingResponse; chunk: never }
   "models.list": { request: NoParams; response: ModelList; chunk: never }
   "models.retrieve": { request: ModelRetrieveRequest; response: Model; chunk: never }
@@ -155,6 +156,84 @@ export interface ChunkChoice {
   index: number
   /** This chunk's tokens' log probabilities, when the request asked for `logprobs`. */
   logprobs?: ChoiceLogprobs | null
+}
+
+/** A text completion (`text_completion`), and each chunk of a streamed one. */
+export interface Completion {
+  choices: CompletionChoice[]
+  created: number
+  id: string
+  model: string
+  object: string
+  /**
+   * Always set on a whole completion; on a stream, only on the final chunk when
+   * `stream_options.include_usage` is true.
+   */
+  usage?: Usage | null
+}
+
+/** One generated text; in a stream, one piece of it. */
+export interface CompletionChoice {
+  /** Set once the choice has ended (null on the chunks before). */
+  finish_reason?: FinishReason | null
+  /** Prompt-major: choice `j` of prompt `i` has index `i * n + j`. */
+  index: number
+  /** Set when the request asked for `logprobs`. */
+  logprobs?: CompletionLogprobs | null
+  text: string
+}
+
+/** A choice's log probabilities in the legacy shape: one entry per output token in each list. */
+export interface CompletionLogprobs {
+  /** Where each token starts in the choice's text, in characters. */
+  text_offset: number[]
+  /** Each token's log probability. */
+  token_logprobs: number[]
+  /** Each token's text. */
+  tokens: string[]
+  /** At each position, the most likely tokens (and the chosen one) by text. */
+  top_logprobs: Record<string, number>[]
+}
+
+/**
+ * What to complete: a string, strings, one token-id array, or token-id arrays. Token ids are
+ * decoded as given (no BOS is added to them).
+ */
+export type CompletionPrompt = string | string[] | number[] | number[][]
+
+/** The body of `POST /v1/completions`. Unknown fields are refused, as OpenAI refuses them. */
+export interface CompletionRequest {
+  /** Must equal `n` when given: candidates are not ranked. */
+  best_of?: number | null
+  /** Put the prompt in front of the completion (not together with `logprobs`). */
+  echo?: boolean | null
+  frequency_penalty?: number | null
+  /** Token id (as a string, as in OpenAI's JSON) to a bias from -100 to 100. */
+  logit_bias?: Record<string, number> | null
+  /** Log probabilities of each output token and of the 0 to 5 most likely tokens there. */
+  logprobs?: number | null
+  /** Default 16. */
+  max_tokens?: number | null
+  /** llama.cpp extra: drop tokens below `min_p` times the top probability. */
+  min_p?: number | null
+  /** The service's access name, e.g. `u-8105f7322477/test`. */
+  model: string
+  n?: number | null
+  presence_penalty?: number | null
+  prompt: CompletionPrompt
+  /** llama.cpp extra: multiplicative penalty on repeated tokens (1.0 disables). */
+  repeat_penalty?: number | null
+  seed?: number | null
+  stop?: StopSequences | null
+  stream?: boolean | null
+  stream_options?: StreamOptions | null
+  /** Text after the insertion point: refused, the models served do not fill in the middle. */
+  suffix?: string | null
+  temperature?: number | null
+  /** llama.cpp extra: keep only the k most likely tokens (0 disables). */
+  top_k?: number | null
+  top_p?: number | null
+  user?: string | null
 }
 
 /** One content part of a message given as an array. Only `text` parts are served. */

@@ -9,3 +9,8 @@ pub(crate) fn service_id() -> String {
 pub(crate) fn completion_id() -> String {
     format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// A new legacy text completion ID, as OpenAI's `cmpl-...`.
+pub(crate) fn text_completion_id() -> String {
+    format!("cmpl-{}", uuid::Uuid::new_v4().simple())
+}

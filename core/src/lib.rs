@@ -27,6 +27,7 @@
 pub mod api;
 mod backend;
 mod client;
+mod completion_stream;
 mod detokenize;
 mod embed;
 mod embed_pool;
@@ -50,6 +51,7 @@ pub mod wait;
 
 pub use api::*;
 pub use client::{Chat, Client, Completions, Embeddings, Models, Services};
+pub use completion_stream::CompletionStream;
 pub use error::{Error, ErrorBody, ErrorEnvelope, Result};
 pub use ops::{wants_stream, CallFuture, Operation, ResponseStream};
 pub use registry::Registry;

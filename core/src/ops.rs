@@ -18,9 +18,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::{
-    from_json, ChatCompletionRequest, EmbeddingRequest, ModelRetrieveRequest, NoParams,
-    ServiceDeleteRequest, ServiceRetrieveRequest, ServiceScaleRequest, ServiceSpec,
+    from_json, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ModelRetrieveRequest,
+    NoParams, ServiceDeleteRequest, ServiceRetrieveRequest, ServiceScaleRequest, ServiceSpec,
 };
+use crate::completion_stream::CompletionStream;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::stream::ChatCompletionStream;
@@ -31,6 +32,8 @@ use crate::stream::ChatCompletionStream;
 pub enum Operation {
     /// `ChatCompletionRequest` → `ChatCompletion` (or `ChatCompletionChunk`s).
     ChatCompletionsCreate,
+    /// `CompletionRequest` → `Completion` (or `Completion` chunks): legacy text completions.
+    CompletionsCreate,
     /// `EmbeddingRequest` → `EmbeddingResponse`.
     EmbeddingsCreate,
     /// `{}` → `ModelList`.
@@ -53,6 +56,7 @@ impl Operation {
     /// Every operation, in the order the documentation lists them.
     pub const ALL: &'static [Operation] = &[
         Operation::ChatCompletionsCreate,
+        Operation::CompletionsCreate,
         Operation::EmbeddingsCreate,
         Operation::ModelsList,
         Operation::ModelsRetrieve,
@@ -67,6 +71,7 @@ impl Operation {
     pub fn name(self) -> &'static str {
         match self {
             Operation::ChatCompletionsCreate => "chat.completions.create",
+            Operation::CompletionsCreate => "completions.create",
             Operation::EmbeddingsCreate => "embeddings.create",
             Operation::ModelsList => "models.list",
             Operation::ModelsRetrieve => "models.retrieve",
@@ -80,7 +85,10 @@ impl Operation {
 
     /// Whether the operation can answer as a stream of chunks (`"stream": true`).
     pub fn can_stream(self) -> bool {
-        matches!(self, Operation::ChatCompletionsCreate)
+        matches!(
+            self,
+            Operation::ChatCompletionsCreate | Operation::CompletionsCreate
+        )
     }
 
     /// The wire types of the operation's request body, answer and (when it streams) chunks,
@@ -92,6 +100,7 @@ impl Operation {
                 "ChatCompletion",
                 Some("ChatCompletionChunk"),
             ),
+            Operation::CompletionsCreate => ("CompletionRequest", "Completion", Some("Completion")),
             Operation::EmbeddingsCreate => ("EmbeddingRequest", "EmbeddingResponse", None),
             Operation::ModelsList => ("NoParams", "ModelList", None),
             Operation::ModelsRetrieve => ("ModelRetrieveRequest", "Model", None),
@@ -175,6 +184,10 @@ impl Registry {
                 let request = ChatCompletionRequest::from_json(or_empty(body))?;
                 to_json(&self.chat_stream(request)?.collect().await?)
             }
+            Operation::CompletionsCreate => {
+                let request = CompletionRequest::from_json(or_empty(body))?;
+                to_json(&self.completion_stream(request)?.collect().await?)
+            }
             Operation::EmbeddingsCreate => {
                 let request: EmbeddingRequest = parse(body)?;
                 to_json(&self.embeddings_pending(&request)?.response().await?)
@@ -235,6 +248,11 @@ impl Registry {
                 request.stream = Some(true);
                 Ok(ResponseStream::new(self.chat_stream(request)?))
             }
+            Operation::CompletionsCreate => {
+                let mut request = CompletionRequest::from_json(or_empty(body))?;
+                request.stream = Some(true);
+                Ok(ResponseStream::new(self.completion_stream(request)?))
+            }
             other => Err(Error::invalid(
                 "stream",
                 format!("The operation `{other}` does not stream; call it without streaming."),
@@ -268,6 +286,17 @@ trait JsonChunks: Send {
 impl JsonChunks for ChatCompletionStream {
     fn id(&self) -> &str {
         ChatCompletionStream::id(self)
+    }
+
+    fn poll_next_json(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<String>>> {
+        self.poll_next_chunk(cx)
+            .map(|next| next.map(|chunk| chunk.and_then(|c| to_json(&c))))
+    }
+}
+
+impl JsonChunks for CompletionStream {
+    fn id(&self) -> &str {
+        CompletionStream::id(self)
     }
 
     fn poll_next_json(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<String>>> {
@@ -369,6 +398,7 @@ mod tests {
         ));
         assert!(!wants_stream("chat.completions.create", "{not json"));
         assert!(!wants_stream("models.list", r#"{"stream": true}"#));
+        assert!(wants_stream("completions.create", r#"{"stream": true}"#));
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::api::{
-    unix_now, ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, Model,
-    ModelList, ServiceInfo, ServiceList, ServiceSpec,
+    unix_now, ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest,
+    EmbeddingRequest, EmbeddingResponse, Model, ModelList, ServiceInfo, ServiceList, ServiceSpec,
 };
+use crate::completion_stream::CompletionStream;
 use crate::error::{Error, Result};
 use crate::service::Service;
 use crate::stream::ChatCompletionStream;
@@ -172,6 +173,46 @@ impl Registry {
             request.logprobs_wanted().is_some(),
             receivers,
         ))
+    }
+
+    /// Starts a legacy text completion and returns its stream of chunks. Every prompt is
+    /// tokenized and checked before any is queued; choices are prompt-major, then by `n`.
+    pub fn completion_stream(&self, request: CompletionRequest) -> Result<CompletionStream> {
+        request.validate()?;
+        let service = self.service(&request.model)?;
+        let prompts = service.prepare_completion(&request)?;
+        let view = request.sampling_view();
+        let n = request.n.unwrap_or(1) as usize;
+        let mut receivers = Vec::with_capacity(prompts.len() * n);
+        let mut echoes = Vec::with_capacity(prompts.len() * n);
+        let mut prompt_tokens = 0;
+        for prompt in &prompts {
+            receivers.extend(service.submit(&view, &prompt.prepared)?);
+            echoes.extend(std::iter::repeat_n(prompt.echo.clone(), n));
+            prompt_tokens += prompt.prepared.prompt.len() as u32;
+        }
+        let chunks = ChatCompletionStream::new(
+            crate::ids::text_completion_id(),
+            unix_now(),
+            request.model.clone(),
+            prompt_tokens,
+            view.stream_options
+                .as_ref()
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+            view.logprobs_wanted().is_some(),
+            receivers,
+        );
+        Ok(CompletionStream::new(
+            chunks,
+            echoes,
+            request.logprobs.is_some(),
+        ))
+    }
+
+    /// A whole text completion, blocking the calling thread.
+    pub fn completion_blocking(&self, request: CompletionRequest) -> Result<Completion> {
+        self.completion_stream(request)?.collect_blocking()
     }
 
     /// A whole chat completion, blocking the calling thread.

@@ -2,6 +2,7 @@
 //! its engine (chat pool or embedding pool, by the model's kind), its status and its usage
 //! counters. Embedding requests are in `service/embeddings.rs`.
 
+mod completions;
 mod embeddings;
 
 pub(crate) use embeddings::PendingEmbeddings;
@@ -380,9 +381,41 @@ impl Service {
         guards::prompt_text_fits(text.len(), self.slot_context, self.max_token_bytes)?;
         let prompt = self.tokenize(&text);
         guards::prompt_not_empty(prompt.len())?;
-        let prompt_len = prompt.len() as u32;
+        let max_param = if req.max_completion_tokens.is_some() {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        let max_tokens = self.completion_budget(
+            prompt.len() as u32,
+            req.completion_limit(),
+            "messages",
+            max_param,
+        )?;
+        let grammar = req
+            .response_format
+            .as_ref()
+            .and_then(|f| f.schema_json())
+            .map(|schema| self.grammars.grammar_for(&self.model, &schema))
+            .transpose()?;
+        Ok(Prepared {
+            max_tokens,
+            prompt: prompt.into(),
+            grammar,
+        })
+    }
+
+    /// Checks a prompt of `prompt_len` tokens and the completion budget `requested` against
+    /// the slot's context; errors name `prompt_param` or `max_param`. Returns the budget: the
+    /// rest of the context when none was asked for.
+    pub(crate) fn completion_budget(
+        &self,
+        prompt_len: u32,
+        requested: Option<u32>,
+        prompt_param: &'static str,
+        max_param: &'static str,
+    ) -> Result<u32> {
         let context = self.slot_context;
-        let requested = req.completion_limit();
         let completion = requested.unwrap_or(0);
         // Saturating: `max_tokens` may be u32::MAX, which must not wrap into a small request.
         let requested_total = prompt_len.saturating_add(completion);
@@ -393,25 +426,13 @@ impl Service {
                 prompt_tokens: prompt_len,
                 completion_tokens: completion,
                 param: if prompt_len >= context {
-                    "messages"
-                } else if req.max_completion_tokens.is_some() {
-                    "max_completion_tokens"
+                    prompt_param
                 } else {
-                    "max_tokens"
+                    max_param
                 },
             });
         }
-        let grammar = req
-            .response_format
-            .as_ref()
-            .and_then(|f| f.schema_json())
-            .map(|schema| self.grammars.grammar_for(&self.model, &schema))
-            .transpose()?;
-        Ok(Prepared {
-            max_tokens: requested.unwrap_or(context - prompt_len),
-            prompt: prompt.into(),
-            grammar,
-        })
+        Ok(requested.unwrap_or(context - prompt_len))
     }
 
     /// Tokenizes a rendered prompt (special tokens parsed; BOS added unless the text has one).

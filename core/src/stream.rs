@@ -95,6 +95,11 @@ impl ChatCompletionStream {
         self.prompt_tokens
     }
 
+    /// Tokens generated so far, over all choices.
+    pub(crate) fn completion_tokens(&self) -> u32 {
+        self.completion_tokens
+    }
+
     fn chunk(
         &self,
         index: u32,

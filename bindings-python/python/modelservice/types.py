@@ -32,12 +32,16 @@ __all__ = [
     "CreateEmbeddingResponse",
     "Embedding",
     "EmbeddingUsage",
+    "Completion",
+    "CompletionChoice",
+    "Logprobs",
     "ChatCompletionCreateParams",
     "ChatCompletionMessageParam",
     "ChatCompletionContentPartParam",
     "ChatCompletionStreamOptionsParam",
     "ServiceSpecParams",
     "EmbeddingCreateParams",
+    "CompletionCreateParams",
     "ChatCompletionCreateParamsNonStreaming",
     "ChatCompletionCreateParamsStreaming",
 ]
@@ -258,6 +262,38 @@ class CreateEmbeddingResponse(OpenAIObject):
     usage: EmbeddingUsage
 
 
+class Logprobs(OpenAIObject):
+    """A choice's log probabilities in the legacy shape: one entry per output token in each list."""
+
+    text_offset: list[int]
+    token_logprobs: list[float]
+    tokens: list[str]
+    top_logprobs: list[dict[str, float]]
+
+
+class CompletionChoice(OpenAIObject):
+    """One generated text; in a stream, one piece of it."""
+
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"logprobs": Logprobs}
+    finish_reason: Optional[str] = None
+    index: int
+    logprobs: Optional[Logprobs] = None
+    text: str
+
+
+class Completion(OpenAIObject):
+    """A text completion (`text_completion`), and each chunk of a streamed one."""
+
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"choices": CompletionChoice, "usage": CompletionUsage}
+    choices: list[CompletionChoice]
+    created: int
+    id: str
+    model: str
+    object: str
+    usage: Optional[CompletionUsage] = None
+    system_fingerprint: Optional[Any] = None
+
+
 # ------------------------------------------------------------------------------------------ request parameters
 
 
@@ -373,6 +409,35 @@ class EmbeddingCreateParams(_EmbeddingCreateParamsRequired, total=False):
 
     dimensions: Optional[int]
     encoding_format: Optional[Literal["float", "base64"]]
+    user: Optional[str]
+
+
+class _CompletionCreateParamsRequired(TypedDict):
+    model: str
+    prompt: Union[str, Sequence[str], Sequence[int], Sequence[Sequence[int]]]
+
+
+class CompletionCreateParams(_CompletionCreateParamsRequired, total=False):
+    """The body of `POST /v1/completions`. Unknown fields are refused, as OpenAI refuses them."""
+
+    best_of: Optional[int]
+    echo: Optional[bool]
+    frequency_penalty: Optional[float]
+    logit_bias: Optional[Mapping[str, float]]
+    logprobs: Optional[int]
+    max_tokens: Optional[int]
+    min_p: Optional[float]
+    n: Optional[int]
+    presence_penalty: Optional[float]
+    repeat_penalty: Optional[float]
+    seed: Optional[int]
+    stop: Optional[Union[str, Sequence[str], None]]
+    stream: Optional[bool]
+    stream_options: Optional[ChatCompletionStreamOptionsParam]
+    suffix: Optional[str]
+    temperature: Optional[float]
+    top_k: Optional[int]
+    top_p: Optional[float]
     user: Optional[str]
 
 

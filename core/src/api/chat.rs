@@ -478,7 +478,7 @@ impl ChatCompletionRequest {
     }
 
     /// The sampling parameters' ranges, as OpenAI (and llama.cpp for its extras) define them.
-    fn validate_sampling(&self) -> Result<()> {
+    pub(crate) fn validate_sampling(&self) -> Result<()> {
         check_range("temperature", self.temperature, 0.0, 2.0)?;
         check_range("top_p", self.top_p, 0.0, 1.0)?;
         check_range("presence_penalty", self.presence_penalty, -2.0, 2.0)?;
@@ -520,7 +520,7 @@ impl ChatCompletionRequest {
     }
 
     /// Token budgets, choices, stop sequences and stream options.
-    fn validate_limits(&self) -> Result<()> {
+    pub(crate) fn validate_limits(&self) -> Result<()> {
         for (name, v) in [
             ("max_tokens", self.max_tokens),
             ("max_completion_tokens", self.max_completion_tokens),

@@ -5,6 +5,7 @@
 //! (spec, info, status); `from_json` parses any of them with the failing field named as `param`.
 
 pub mod chat;
+pub mod completions;
 pub mod embeddings;
 mod json;
 pub mod models;
@@ -12,6 +13,7 @@ mod schema;
 pub mod services;
 
 pub use chat::*;
+pub use completions::*;
 pub use embeddings::*;
 pub use json::from_json;
 pub use models::*;

@@ -24,6 +24,8 @@ pub fn wire_schema() -> Value {
         ChatCompletionRequest,
         ChatCompletion,
         ChatCompletionChunk,
+        CompletionRequest,
+        Completion,
         EmbeddingRequest,
         EmbeddingResponse,
         NoParams,
