@@ -15,6 +15,8 @@ declare class OpenAI {
   /** The services this client serves from; pass it (or the client) to share them. */
   readonly registry: OpenAI.Registry
   readonly chat: OpenAI.Chat
+  /** Legacy text completions (`/v1/completions`): the prompt as given, no chat template. */
+  readonly completions: OpenAI.TextCompletions
   readonly embeddings: OpenAI.Embeddings
   readonly models: OpenAI.Models
   readonly services: OpenAI.Services
@@ -82,6 +84,22 @@ declare namespace OpenAI {
   export type ChatCompletionChunkChoice = Wire.ChunkChoice
   /** `chat.completion.chunk`: one event of a streamed answer. */
   export type ChatCompletionChunk = Operations['chat.completions.create']['chunk']
+
+  /** The body of `completions.create` (legacy text completions). */
+  export type CompletionCreateParamsBase = RequestOf<'completions.create'>
+
+  export interface CompletionCreateParamsNonStreaming extends CompletionCreateParamsBase {
+    stream?: false | null
+  }
+
+  export interface CompletionCreateParamsStreaming extends CompletionCreateParamsBase {
+    stream: true
+  }
+
+  export type CompletionCreateParams = CompletionCreateParamsNonStreaming | CompletionCreateParamsStreaming
+  /** `text_completion`: a whole answer, and each chunk of a streamed one. */
+  export type Completion = ResponseOf<'completions.create'>
+  export type CompletionChoice = Wire.CompletionChoice
 
   /** The body of `embeddings.create`. */
   export type EmbeddingCreateParams = RequestOf<'embeddings.create'>
@@ -168,6 +186,12 @@ declare namespace OpenAI {
       body: ChatCompletionCreateParamsBase,
       options?: RequestOptions,
     ): Promise<ChatCompletion | Stream<ChatCompletionChunk>>
+  }
+
+  export interface TextCompletions {
+    create(body: CompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<Completion>
+    create(body: CompletionCreateParamsStreaming, options?: RequestOptions): Promise<Stream<Completion>>
+    create(body: CompletionCreateParamsBase, options?: RequestOptions): Promise<Completion | Stream<Completion>>
   }
 
   export interface Embeddings {

@@ -178,7 +178,7 @@ async function stream(registry, op, body, signal) {
   return new Stream({ stream: native, controller, release })
 }
 
-/** A streamed chat completion: `for await (const chunk of stream)`. Like the SDK's `Stream`. */
+/** A streamed (chat or text) completion: `for await (const chunk of stream)`. Like the SDK's `Stream`. */
 class Stream {
   /** @param {{ stream: import('./native').ResponseStream, controller: AbortController, release: () => void }} opened */
   constructor(opened) {
@@ -261,6 +261,21 @@ class Completions extends Resource {
       return stream(this._client.registry, 'chat.completions.create', body, signal)
     }
     return this._call('chat.completions.create', body, signal)
+  }
+}
+
+class TextCompletions extends Resource {
+  /**
+   * `openai.completions.create(body, { signal })`: a legacy text Completion, or a Stream of
+   * Completion chunks when `body.stream` is true.
+   */
+  async create(body, options = {}) {
+    const signal = options && options.signal
+    if (body && body.stream === true) {
+      await this._client._ready
+      return stream(this._client.registry, 'completions.create', body, signal)
+    }
+    return this._call('completions.create', body, signal)
   }
 }
 
@@ -352,6 +367,7 @@ class OpenAI {
       throw new OpenAIError('`registry` must be a modelservice Registry or an OpenAI client.')
     }
     this.chat = new Chat(this)
+    this.completions = new TextCompletions(this)
     this.embeddings = new Embeddings(this)
     this.models = new Models(this)
     this.services = new Services(this)

@@ -107,6 +107,9 @@ fn every_operation_is_served() {
             Operation::ServicesDelete => json!({"access_name": "ops/smol", "confirm": "ops"}),
             Operation::ModelsList | Operation::ServicesList => json!({}),
             Operation::EmbeddingsCreate => json!({"model": "ops/minilm", "input": ["a", "b"]}),
+            Operation::CompletionsCreate => json!({
+                "model": "ops/smol", "prompt": ["Say", "hi"], "max_tokens": 3, "temperature": 0,
+            }),
             other => panic!("no test body for {other}: add one"),
         }
         .to_string()
@@ -124,6 +127,10 @@ fn every_operation_is_served() {
         let object = value["object"].as_str().unwrap_or("");
         match op {
             Operation::ChatCompletionsCreate => assert_eq!(object, "chat.completion"),
+            Operation::CompletionsCreate => {
+                assert_eq!(object, "text_completion");
+                assert_eq!(value["choices"].as_array().unwrap().len(), 2);
+            }
             Operation::ModelsList | Operation::ServicesList => assert_eq!(object, "list"),
             Operation::ModelsRetrieve => assert_eq!(object, "model"),
             Operation::EmbeddingsCreate => {

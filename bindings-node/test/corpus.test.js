@@ -14,6 +14,7 @@ const corpus = JSON.parse(fs.readFileSync(path.join(root, 'tests', 'corpus', 'ba
 /** Each operation as a user calls its SDK method, from the wire body of a corpus case. */
 const viaSdk = {
   'chat.completions.create': (openai, body) => openai.chat.completions.create(body),
+  'completions.create': (openai, body) => openai.completions.create(body),
   'embeddings.create': (openai, body) => openai.embeddings.create(body),
   'models.list': (openai, body) => openai.models.list(body),
   'models.retrieve': (openai, body) => openai.models.retrieve(body.model),

@@ -36,6 +36,12 @@ async function main(modelPath: string): Promise<void> {
   // @ts-expect-error a non-streamed completion has no deltas
   completion.choices[0].delta
 
+  // Legacy text completions: whole and streamed, typed by the `stream` flag.
+  const text: OpenAI.Completion = await openai.completions.create({ model: 'u-ts/usage', prompt: 'Once', max_tokens: 4 })
+  const textStream = await openai.completions.create({ model: 'u-ts/usage', prompt: ['a', 'b'], max_tokens: 2, stream: true })
+  for await (const chunk of textStream) void (chunk.choices[0]?.text satisfies string | undefined)
+  void text.choices[0].text
+
   const models: OpenAI.Model[] = (await openai.models.list()).data
   for await (const model of openai.models.list()) {
     const id: string = model.id

@@ -17,6 +17,7 @@ from modelservice import (
     AsyncOpenAI,
     BadRequestError,
     ChatCompletion,
+    Completion,
     ConflictError,
     CreateEmbeddingResponse,
     Model,
@@ -90,6 +91,7 @@ def parity_calls(spec: dict[str, Any]) -> dict[str, tuple[tuple[Any, ...], dict[
         "models.list": ((), {}, ModelList),
         "models.retrieve": ((access,), {}, Model),
         "chat.completions.create": ((), {"model": access, "messages": user("hi"), "max_tokens": 2}, ChatCompletion),
+        "completions.create": ((), {"model": access, "prompt": ["a", "b"], "max_tokens": 2}, Completion),
         "embeddings.create": ((), {"model": EMBEDDER, "input": ["a", "b"]}, CreateEmbeddingResponse),
         "services.delete": ((access,), {"confirm": spec["name"]}, Service),
     }

@@ -30,6 +30,7 @@ from ._streaming import AsyncStream, Stream
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
+    Completion,
     CreateEmbeddingResponse,
     Embedding,
     Model,
@@ -52,6 +53,7 @@ __all__ = [
     "types",
     "ChatCompletion",
     "ChatCompletionChunk",
+    "Completion",
     "CreateEmbeddingResponse",
     "Embedding",
     "Model",

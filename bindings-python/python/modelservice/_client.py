@@ -17,7 +17,16 @@ from . import _native
 from ._executor import POLL_SECONDS, executor
 from ._parsing import parse_completion, response_format_param
 from ._streaming import AsyncStream, Stream
-from .types import ChatCompletion, CreateEmbeddingResponse, Model, ModelList, Service, ServiceList
+from .types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    Completion,
+    CreateEmbeddingResponse,
+    Model,
+    ModelList,
+    Service,
+    ServiceList,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -26,6 +35,9 @@ if TYPE_CHECKING:
         ChatCompletionCreateParams,
         ChatCompletionCreateParamsNonStreaming,
         ChatCompletionCreateParamsStreaming,
+        CompletionCreateParams,
+        CompletionCreateParamsNonStreaming,
+        CompletionCreateParamsStreaming,
         EmbeddingCreateParams,
     )
 
@@ -67,6 +79,13 @@ if TYPE_CHECKING:
         stream: Optional[bool]
 
     class _EmbeddingCreate(EmbeddingCreateParams, RequestOptions, total=False): ...
+
+    class _TextCreateNonStreaming(CompletionCreateParamsNonStreaming, RequestOptions, total=False): ...
+
+    class _TextCreateStreaming(CompletionCreateParamsStreaming, RequestOptions, total=False): ...
+
+    class _TextCreate(CompletionCreateParams, RequestOptions, total=False):
+        stream: Optional[bool]
 
 
 def _omitted(value: object) -> bool:
@@ -199,11 +218,11 @@ class Completions(_Resource):
     @overload
     def create(self, **params: Unpack[_CreateNonStreaming]) -> ChatCompletion: ...
     @overload
-    def create(self, **params: Unpack[_CreateStreaming]) -> Stream: ...
+    def create(self, **params: Unpack[_CreateStreaming]) -> Stream[ChatCompletionChunk]: ...
     @overload
-    def create(self, **params: Unpack[_Create]) -> Union[ChatCompletion, Stream]: ...
+    def create(self, **params: Unpack[_Create]) -> Union[ChatCompletion, Stream[ChatCompletionChunk]]: ...
 
-    def create(self, **params: Any) -> Union[ChatCompletion, Stream]:
+    def create(self, **params: Any) -> Union[ChatCompletion, Stream[ChatCompletionChunk]]:
         """A chat completion; with `stream=True`, a :class:`Stream` of chunks."""
         if params.get("stream"):
             return Stream(self._registry.stream("chat.completions.create", _body(params)))
@@ -215,6 +234,23 @@ class Completions(_Resource):
         params["response_format"] = response_format_param(response_format)
         completion = ChatCompletion.from_json(self._call("chat.completions.create", params))
         return parse_completion(completion, response_format)
+
+
+class TextCompletions(_Resource):
+    """`client.completions`: legacy text completions (the prompt as given, no chat template)."""
+
+    @overload
+    def create(self, **params: Unpack[_TextCreateNonStreaming]) -> Completion: ...
+    @overload
+    def create(self, **params: Unpack[_TextCreateStreaming]) -> Stream[Completion]: ...
+    @overload
+    def create(self, **params: Unpack[_TextCreate]) -> Union[Completion, Stream[Completion]]: ...
+
+    def create(self, **params: Any) -> Union[Completion, Stream[Completion]]:
+        """A text completion; with `stream=True`, a :class:`Stream` of `Completion` chunks."""
+        if params.get("stream"):
+            return Stream(self._registry.stream("completions.create", _body(params)), Completion)
+        return Completion.from_json(self._call("completions.create", params))
 
 
 class Embeddings(_Resource):
@@ -300,6 +336,7 @@ class OpenAI(_ClientOptions):
         )  # fmt: skip
         self.chat = Chat(self.registry)
         self.beta = Beta(self.chat)
+        self.completions = TextCompletions(self.registry)
         self.embeddings = Embeddings(self.registry)
         self.models = Models(self.registry)
         self.services = Services(self.registry)
@@ -323,11 +360,13 @@ class AsyncCompletions(_AsyncResource):
     @overload
     async def create(self, **params: Unpack[_CreateNonStreaming]) -> ChatCompletion: ...
     @overload
-    async def create(self, **params: Unpack[_CreateStreaming]) -> AsyncStream: ...
+    async def create(self, **params: Unpack[_CreateStreaming]) -> AsyncStream[ChatCompletionChunk]: ...
     @overload
-    async def create(self, **params: Unpack[_Create]) -> Union[ChatCompletion, AsyncStream]: ...
+    async def create(
+        self, **params: Unpack[_Create]
+    ) -> Union[ChatCompletion, AsyncStream[ChatCompletionChunk]]: ...
 
-    async def create(self, **params: Any) -> Union[ChatCompletion, AsyncStream]:
+    async def create(self, **params: Any) -> Union[ChatCompletion, AsyncStream[ChatCompletionChunk]]:
         """A chat completion; with `stream=True`, an :class:`AsyncStream` of chunks. The engine
         works on other threads; cancelling the awaiting task stops the generation."""
         if params.get("stream"):
@@ -339,6 +378,24 @@ class AsyncCompletions(_AsyncResource):
         params["response_format"] = response_format_param(response_format)
         completion = ChatCompletion.from_json(await self._call("chat.completions.create", params))
         return parse_completion(completion, response_format)
+
+
+class AsyncTextCompletions(_AsyncResource):
+    """`client.completions` of :class:`AsyncOpenAI`."""
+
+    @overload
+    async def create(self, **params: Unpack[_TextCreateNonStreaming]) -> Completion: ...
+    @overload
+    async def create(self, **params: Unpack[_TextCreateStreaming]) -> AsyncStream[Completion]: ...
+    @overload
+    async def create(self, **params: Unpack[_TextCreate]) -> Union[Completion, AsyncStream[Completion]]: ...
+
+    async def create(self, **params: Any) -> Union[Completion, AsyncStream[Completion]]:
+        """A text completion; with `stream=True`, an :class:`AsyncStream` of `Completion` chunks."""
+        if params.get("stream"):
+            native = await _off_loop(self._registry.stream, "completions.create", _body(params))
+            return AsyncStream(native, Completion)
+        return Completion.from_json(await self._call("completions.create", params))
 
 
 class AsyncEmbeddings(_AsyncResource):
@@ -412,6 +469,7 @@ class AsyncOpenAI(_ClientOptions):
         )  # fmt: skip
         self.chat = AsyncChat(self.registry)
         self.beta = Beta(self.chat)
+        self.completions = AsyncTextCompletions(self.registry)
         self.embeddings = AsyncEmbeddings(self.registry)
         self.models = AsyncModels(self.registry)
         self.services = AsyncServices(self.registry)

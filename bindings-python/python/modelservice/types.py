@@ -44,6 +44,8 @@ __all__ = [
     "CompletionCreateParams",
     "ChatCompletionCreateParamsNonStreaming",
     "ChatCompletionCreateParamsStreaming",
+    "CompletionCreateParamsNonStreaming",
+    "CompletionCreateParamsStreaming",
 ]
 
 
@@ -432,7 +434,6 @@ class CompletionCreateParams(_CompletionCreateParamsRequired, total=False):
     repeat_penalty: Optional[float]
     seed: Optional[int]
     stop: Optional[Union[str, Sequence[str], None]]
-    stream: Optional[bool]
     stream_options: Optional[ChatCompletionStreamOptionsParam]
     suffix: Optional[str]
     temperature: Optional[float]
@@ -446,4 +447,12 @@ class ChatCompletionCreateParamsNonStreaming(ChatCompletionCreateParams, total=F
 
 
 class ChatCompletionCreateParamsStreaming(ChatCompletionCreateParams):
+    stream: Literal[True]
+
+
+class CompletionCreateParamsNonStreaming(CompletionCreateParams, total=False):
+    stream: Optional[Literal[False]]
+
+
+class CompletionCreateParamsStreaming(CompletionCreateParams):
     stream: Literal[True]
