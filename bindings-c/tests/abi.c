@@ -587,6 +587,8 @@ static const struct {
     {"models.list", 1, NULL, "\"id\":\"corpus/smol\",\"object\":\"model\""},
     {"models.retrieve", 1, "{\"model\":\"corpus/smol\"}", "\"object\":\"model\""},
     {"services.list", 1, "", "\"access_name\":\"corpus/smol\""},
+    {"completions.create", 1, "{\"model\":\"corpus/smol\",\"prompt\":[\"Say\",\"hi\"],\"max_tokens\":2}",
+     "\"object\":\"text_completion\""},
     {"embeddings.create", 1, "{\"model\":\"corpus/minilm\",\"input\":\"hi\"}", "\"object\":\"embedding\""},
     {"services.retrieve", 1, "{\"access_name\":\"corpus/smol\"}", "\"status\":\"running\""},
     {"services.scale", 1, "{\"access_name\":\"corpus/smol\",\"instances\":1}", "\"instances\":1"},

@@ -78,7 +78,12 @@ def test_echo(client: OpenAI) -> None:
 
 @pytest.mark.parametrize(
     ("extra", "param"),
-    [({"suffix": "!"}, "suffix"), ({"best_of": 2}, "best_of"), ({"echo": True, "logprobs": 1}, "echo"), ({"logprobs": 9}, "logprobs")],
+    [
+        ({"suffix": "!"}, "suffix"),
+        ({"best_of": 2}, "best_of"),
+        ({"echo": True, "logprobs": 1}, "echo"),
+        ({"logprobs": 9}, "logprobs"),
+    ],
 )
 def test_unserved_parameters_are_refused(client: OpenAI, extra: dict[str, object], param: str) -> None:
     with pytest.raises(BadRequestError) as info:

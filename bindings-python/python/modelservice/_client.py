@@ -362,9 +362,7 @@ class AsyncCompletions(_AsyncResource):
     @overload
     async def create(self, **params: Unpack[_CreateStreaming]) -> AsyncStream[ChatCompletionChunk]: ...
     @overload
-    async def create(
-        self, **params: Unpack[_Create]
-    ) -> Union[ChatCompletion, AsyncStream[ChatCompletionChunk]]: ...
+    async def create(self, **params: Unpack[_Create]) -> Union[ChatCompletion, AsyncStream[ChatCompletionChunk]]: ...
 
     async def create(self, **params: Any) -> Union[ChatCompletion, AsyncStream[ChatCompletionChunk]]:
         """A chat completion; with `stream=True`, an :class:`AsyncStream` of chunks. The engine

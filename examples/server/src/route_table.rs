@@ -51,6 +51,7 @@ impl Route {
 /// Every operation the server serves. The first route of an operation is its main one.
 pub const ROUTES: &[Route] = &[
     Route::user("POST", "/v1/chat/completions", "chat.completions.create"),
+    Route::user("POST", "/v1/completions", "completions.create"),
     Route::user("POST", "/v1/embeddings", "embeddings.create"),
     Route::user("GET", "/v1/models", "models.list"),
     Route::user("GET", "/v1/models/{*model}", "models.retrieve"),

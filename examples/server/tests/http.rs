@@ -584,6 +584,22 @@ fn check_sdk_run(v: &Value) {
         json!([400, "temperature"]),
         "{v}"
     );
+    // Legacy completions: 16 tokens by default; the stream and the log probabilities spell the text.
+    let c = &v["completions"];
+    assert_eq!(c["object"], "text_completion", "{v}");
+    assert_eq!(c["finish_reason"], "length", "{v}");
+    assert_eq!(c["completion_tokens"], 16, "{v}");
+    let text = c["text"].as_str().expect("text");
+    let join = |key: &str| -> String {
+        c[key]
+            .as_array()
+            .expect(key)
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(join("pieces"), text, "{v}");
+    assert_eq!(join("tokens"), text, "{v}");
 }
 
 #[test]
@@ -810,6 +826,8 @@ async fn every_route_serves_its_operation() {
     #[rustfmt::skip]
     let examples: Vec<(&str, Value, Value)> = vec![
         ("chat.completions.create", chat_body(MODEL, 4), json!({"object": "chat.completion"})),
+        ("completions.create", json!({"model": MODEL, "prompt": ["a", "b"], "max_tokens": 2}),
+            json!({"object": "text_completion", "choices": [{"index": 0}, {"index": 1}]})),
         ("embeddings.create", json!({"model": embedder, "input": ["a", "b"]}),
             json!({"object": "list", "data": [{"index": 0}, {"index": 1}]})),
         ("models.list", json!({}), json!({"object": "list", "data": [{"id": embedder}, {"id": MODEL}]})),

@@ -20,6 +20,22 @@ for await (const chunk of stream) {
   if (text) pieces.push(text);
 }
 
+// Legacy text completions: the default budget (16 tokens), a stream, legacy log probabilities.
+const prompt = 'The capital of France is';
+const text = await openai.completions.create({ model, prompt, temperature: 0, logprobs: 2 });
+const textPieces = [];
+for await (const chunk of await openai.completions.create({ model, prompt, temperature: 0, stream: true })) {
+  for (const c of chunk.choices) if (c.text) textPieces.push(c.text);
+}
+const completions = {
+  object: text.object,
+  text: text.choices[0].text,
+  pieces: textPieces,
+  finish_reason: text.choices[0].finish_reason,
+  completion_tokens: text.usage.completion_tokens,
+  tokens: text.choices[0].logprobs.tokens,
+};
+
 const models = [];
 for await (const m of openai.models.list()) models.push(m.id);
 const retrieved = (await openai.models.retrieve(model)).id;
@@ -50,4 +66,5 @@ console.log(JSON.stringify({
   models,
   retrieved,
   errors,
+  completions,
 }));

@@ -30,6 +30,20 @@ for chunk in stream:
     if chunk.choices and chunk.choices[0].delta.content:
         pieces.append(chunk.choices[0].delta.content)
 
+# Legacy text completions: the default budget (16 tokens), a stream, legacy log probabilities.
+text = client.completions.create(model=model, prompt="The capital of France is", temperature=0, logprobs=2)
+text_pieces = []
+for chunk in client.completions.create(model=model, prompt="The capital of France is", temperature=0, stream=True):
+    text_pieces.extend(c.text for c in chunk.choices if c.text)
+completions = {
+    "object": text.object,
+    "text": text.choices[0].text,
+    "pieces": text_pieces,
+    "finish_reason": text.choices[0].finish_reason,
+    "completion_tokens": text.usage.completion_tokens,
+    "tokens": text.choices[0].logprobs.tokens,
+}
+
 models = [m.id for m in client.models.list()]
 retrieved = client.models.retrieve(model).id
 
@@ -74,6 +88,7 @@ print(
             "retrieved": retrieved,
             "errors": errors,
             "embeddings": embeddings,
+            "completions": completions,
         }
     )
 )
