@@ -630,6 +630,25 @@ static void test_call_stream(ms_registry *registry) {
     CHECK(status == MS_STATUS_END_OF_STREAM);
     CHECK(count >= 2); /* the role, then text or the finish */
     ms_stream_free(stream);
+
+    /* A legacy text completion of two prompts streams `text_completion` chunks of both choices. */
+    int seen[2] = {0, 0};
+    stream = NULL;
+    CHECK_STATUS(ms_call_stream(registry, "completions.create",
+                                "{\"model\":\"corpus/smol\",\"prompt\":[\"One,\",\"Two,\"],"
+                                "\"max_tokens\":3,\"temperature\":0}",
+                                &stream),
+                 MS_STATUS_OK);
+    if (!stream) return;
+    while ((status = ms_stream_next(stream, &chunk)) == MS_STATUS_OK) {
+        CHECK(contains(chunk, "\"object\":\"text_completion\""));
+        seen[0] |= contains(chunk, "\"index\":0");
+        seen[1] |= contains(chunk, "\"index\":1");
+        ms_string_free(chunk);
+    }
+    CHECK(status == MS_STATUS_END_OF_STREAM);
+    CHECK(seen[0] && seen[1]);
+    ms_stream_free(stream);
 }
 
 /* Parity: every operation ms_operations names is served by ms_call and answers JSON; in
