@@ -155,6 +155,38 @@ try {
   await page.click('#trial-stop');
   await page.waitForSelector('.msg.assistant[data-state="done"] ~ .msg.assistant[data-state="done"]');
   out.stopped = { status: await text('#trial-status'), stopDisabled: await page.isDisabled('#trial-stop') };
+
+  // JSON mode: the schema box constrains the answer to JSON valid against it; a schema that is not
+  // JSON, or that the server refuses, is shown next to the box, which gets focus.
+  await page.click('#trial-clear');
+  out.schemaHiddenAtFirst = await page.isHidden('#trial-schema');
+  await page.check('#trial-json');
+  await page.fill('#trial-max-tokens', '96');
+  await page.fill('#trial-prompt', 'Describe a person as JSON.');
+  await page.press('#trial-prompt', 'Enter');
+  await page.waitForSelector('.msg.assistant[data-state="done"]', { timeout: 120_000 });
+  out.json = {
+    answer: await text('.msg.assistant .msg-text'),
+    state: await page.getAttribute('.msg.assistant', 'data-json'),
+    status: await text('#trial-status'),
+  };
+  await page.screenshot({ path: join(shots, 'detail-json-mode.png'), fullPage: true });
+  await page.fill('#trial-schema', '{"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}');
+  await page.fill('#trial-prompt', 'Again, as JSON.');
+  await page.press('#trial-prompt', 'Enter');
+  await page.waitForSelector('.msg.assistant.error[data-state="done"]');
+  const schemaState = async () => ({
+    error: await text('#trial-schema-error'),
+    invalid: await page.getAttribute('#trial-schema', 'aria-invalid'),
+    focused: await page.evaluate(() => document.activeElement && document.activeElement.id),
+  });
+  out.refusedSchema = await schemaState();
+  await page.fill('#trial-schema', '{not json');
+  await page.fill('#trial-prompt', 'Once more.');
+  await page.press('#trial-prompt', 'Enter');
+  out.brokenSchema = { ...(await schemaState()), messages: await page.$$eval('.msg', (m) => m.length) };
+  await page.uncheck('#trial-json');
+  out.schemaHiddenAgain = await page.isHidden('#trial-schema');
   await page.screenshot({ path: join(shots, 'detail-desktop.png'), fullPage: true });
   await page.setViewportSize(PHONE);
   await page.waitForTimeout(300);

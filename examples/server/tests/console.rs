@@ -258,6 +258,45 @@ fn console_flow_in_headless_chromium() {
         .unwrap()
         .contains(&format!("baseURL: '{}/v1'", server.base)));
 
+    // JSON mode: the answer follows the schema box; refused and broken schemas show next to it.
+    let json_mode: Value = serde_json::from_str(v["json"]["answer"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("the JSON-mode answer does not parse ({e}): {v}"));
+    assert!(
+        json_mode["name"]
+            .as_str()
+            .is_some_and(|n| n.chars().count() <= 40),
+        "{v}"
+    );
+    assert!(json_mode["age"].is_i64() || json_mode["age"].is_u64(), "{v}");
+    assert_eq!(v["json"]["state"], "valid", "{v}");
+    assert!(v["json"]["status"]
+        .as_str()
+        .unwrap()
+        .contains("valid JSON"));
+    assert_eq!(v["schemaHiddenAtFirst"], true, "{v}");
+    assert_eq!(v["schemaHiddenAgain"], true, "{v}");
+    let refused = &v["refusedSchema"];
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be enforced"),
+        "{v}"
+    );
+    assert_eq!(refused["invalid"], "true", "{v}");
+    assert_eq!(refused["focused"], "trial-schema", "{v}");
+    let broken = &v["brokenSchema"];
+    assert!(
+        broken["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("The schema is not valid JSON"),
+        "{v}"
+    );
+    assert_eq!(broken["focused"], "trial-schema", "{v}");
+    // Nothing was sent: the two messages of the refused request are all the log holds.
+    assert_eq!(broken["messages"], 4, "{v}");
+
     // The trial streamed: the answer grew prefix by prefix before it was whole.
     let answer = v["trial"]["answer"].as_str().unwrap();
     assert!(!answer.trim().is_empty(), "{v}");

@@ -629,6 +629,39 @@ fn official_openai_python_package() {
     );
 }
 
+/// LangChain over HTTP: `ChatOpenAI.with_structured_output(PydanticModel)` gets an instance of the
+/// model back, and `OpenAIEmbeddings` gets MiniLM's vectors (`tests/langchain_client.py`).
+#[test]
+fn langchain_structured_output_and_embeddings() {
+    let server = Server::start(
+        "langchain",
+        Settings {
+            embedder: true,
+            ..Settings::default()
+        },
+    );
+    let python = server_dir().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make -C examples/server deps` (or `make test`) first",
+        python.display()
+    );
+    let v = run_client(python.to_str().unwrap(), "langchain_client.py", &server);
+    let name = v["person"]["name"].as_str().expect("name");
+    assert!(!name.is_empty() && name.chars().count() <= 40, "{v}");
+    assert!(v["person"]["age"].is_i64(), "{v}");
+    // The raw answer is the JSON that LangChain parsed.
+    let raw: Value = serde_json::from_str(v["raw"].as_str().unwrap()).expect("raw JSON");
+    assert_eq!(raw, v["person"], "{v}");
+    assert_eq!(v["dims"], json!([384, 384, 384]), "{v}");
+    assert!(v["query_equals_document"].as_f64().unwrap() < 1e-6, "{v}");
+    let (paraphrase, unrelated) = (
+        v["paraphrase"].as_f64().unwrap(),
+        v["unrelated"].as_f64().unwrap(),
+    );
+    assert!(paraphrase > unrelated + 0.2, "{v}");
+}
+
 #[test]
 fn official_openai_npm_package() {
     let server = Server::start("node", Settings::default());

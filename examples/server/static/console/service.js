@@ -1,6 +1,7 @@
 // One service's page: basic information, base model and engine statistics (GET
 // /v1/services/{access_name} every two seconds), authentication, API call examples filled in with
-// this server's address, the online trial (a streamed POST /v1/chat/completions), scale and delete.
+// this server's address, the online trial (a streamed POST /v1/chat/completions, optionally in JSON
+// mode with a schema), scale and delete.
 import {
   $, api, ApiError, apiKeyButNotAdmin, catchPageErrors, copyText, describe, formatBytes, formatInt, h, keys, openDeleteDialog,
   openScaleDialog, poll, request, say, serviceApi, setupKeys, statusBadge,
@@ -216,11 +217,48 @@ function addMessage(role, text) {
   return { message, body };
 }
 
+// JSON mode: the trial's `response_format`, from the schema box (empty: any JSON object).
+function schemaError(message) {
+  $("trial-schema-error").textContent = message;
+  if (message) {
+    $("trial-schema").setAttribute("aria-invalid", "true");
+    $("trial-schema").focus();
+  } else {
+    $("trial-schema").removeAttribute("aria-invalid");
+  }
+}
+
+/// The `response_format` to send (undefined without JSON mode), or null when the schema box
+/// does not hold JSON (the error is then shown next to it).
+function responseFormat() {
+  if (!$("trial-json").checked) return undefined;
+  const text = $("trial-schema").value.trim();
+  if (!text) return { type: "json_object" };
+  try {
+    return { type: "json_schema", json_schema: { name: "trial", schema: JSON.parse(text) } };
+  } catch (e) {
+    schemaError(`The schema is not valid JSON: ${e.message}`);
+    return null;
+  }
+}
+
+function parsesAsJson(text) {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch (_) {
+    return false;
+  }
+}
+
 async function send(event) {
   event.preventDefault();
   const text = $("trial-prompt").value.trim();
   if (!text) { say("trial-status", "Type a message first.", "error"); $("trial-prompt").focus(); return; }
   if (!keys.chat()) { say("trial-status", "Enter your API key under “Authentication” first.", "error"); $("api-key").focus(); return; }
+  schemaError("");
+  const format = responseFormat();
+  if (format === null) { say("trial-status", "Fix the schema first.", "error"); return; }
   $("trial-prompt").value = "";
   history.push({ role: "user", content: text });
   addMessage("user", text);
@@ -237,6 +275,7 @@ async function send(event) {
       body: {
         model: accessName, messages: history, stream: true,
         temperature: Number($("trial-temperature").value), max_tokens: Number($("trial-max-tokens").value),
+        response_format: format,
       },
     });
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -267,7 +306,13 @@ async function send(event) {
       }
     }
     history.push({ role: "assistant", content: answer });
-    say("trial-status", finish === "length" ? "Done: stopped at the max tokens limit." : "Done.", "ok");
+    let done = finish === "length" ? "Done: stopped at the max tokens limit." : "Done.";
+    if (format) {
+      const valid = parsesAsJson(answer);
+      message.dataset.json = valid ? "valid" : "incomplete";
+      done += valid ? " The answer is valid JSON." : " The answer is not complete JSON: raise the max tokens.";
+    }
+    say("trial-status", done, "ok");
   } catch (e) {
     if (e.name === "AbortError") {
       history.push({ role: "assistant", content: answer });
@@ -275,6 +320,8 @@ async function send(event) {
     } else {
       message.classList.add("error");
       body.textContent = e instanceof ApiError ? describe(e) : `The answer broke off: ${e.message}`;
+      // A schema the server refuses is shown next to the schema box.
+      if (e instanceof ApiError && (e.param || "").startsWith("response_format")) schemaError(describe(e));
       say("trial-status", "The request failed.", "error");
       history.pop();
     }
@@ -299,6 +346,10 @@ renderExamples();
 setupKeys(() => refreshNow());
 $("trial-form").addEventListener("submit", send);
 $("trial-stop").addEventListener("click", () => controller && controller.abort());
+$("trial-json").addEventListener("change", () => {
+  $("trial-schema-field").hidden = !$("trial-json").checked;
+  schemaError("");
+});
 $("trial-clear").addEventListener("click", () => {
   history.length = 0;
   $("trial-log").replaceChildren(h("p", { class: "hint", id: "trial-empty" }, "Messages you send and the streamed answers appear here."));
