@@ -267,12 +267,12 @@ fn console_flow_in_headless_chromium() {
             .is_some_and(|n| n.chars().count() <= 40),
         "{v}"
     );
-    assert!(json_mode["age"].is_i64() || json_mode["age"].is_u64(), "{v}");
+    assert!(
+        json_mode["age"].is_i64() || json_mode["age"].is_u64(),
+        "{v}"
+    );
     assert_eq!(v["json"]["state"], "valid", "{v}");
-    assert!(v["json"]["status"]
-        .as_str()
-        .unwrap()
-        .contains("valid JSON"));
+    assert!(v["json"]["status"].as_str().unwrap().contains("valid JSON"));
     assert_eq!(v["schemaHiddenAtFirst"], true, "{v}");
     assert_eq!(v["schemaHiddenAgain"], true, "{v}");
     let refused = &v["refusedSchema"];
