@@ -629,6 +629,118 @@ fn official_openai_python_package() {
     );
 }
 
+/// Structured output over HTTP: `json_schema` answers (whole, and streamed with `n` = 3 and a
+/// seed) parse and satisfy their schema by an independent validator; a schema llama.cpp cannot
+/// enforce is a 400 naming `response_format.json_schema.schema`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structured_output_over_http() {
+    let server = Server::start("structured", Settings::default());
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 20},
+            "age": {"type": "integer"},
+            "mood": {"enum": ["happy", "sad", "calm"]},
+            "hobbies": {"type": "array", "items": {"type": "string", "maxLength": 16}, "maxItems": 3},
+            "address": {
+                "type": "object",
+                "properties": {"city": {"type": "string", "maxLength": 20}},
+                "required": ["city"]
+            }
+        },
+        "required": ["name", "age", "mood", "hobbies", "address"]
+    });
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let body = |schema: &Value, extra: Value| {
+        let mut body = json!({
+            "model": MODEL,
+            "messages": [
+                {"role": "system", "content": "Reply with one short JSON object."},
+                {"role": "user", "content": "Describe a person who likes the sea."},
+            ],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": schema, "strict": true}},
+            "temperature": 0,
+            "max_tokens": 200,
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let check = |content: &str| {
+        let answer: Value = serde_json::from_str(content)
+            .unwrap_or_else(|e| panic!("the answer does not parse ({e}): {content}"));
+        assert!(
+            validator.is_valid(&answer),
+            "invalid against the schema: {answer}"
+        );
+    };
+
+    let whole = call(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        USER_KEY,
+        Some(body(&schema, json!({}))),
+    )
+    .await;
+    assert_eq!(whole.0, 200, "{}", whole.1);
+    assert_eq!(
+        whole.1["choices"][0]["finish_reason"], "stop",
+        "{}",
+        whole.1
+    );
+    check(
+        whole.1["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap(),
+    );
+
+    let streamed = body(
+        &schema,
+        json!({"stream": true, "n": 3, "seed": 7, "temperature": 0.8}),
+    );
+    let text = open_stream(&server, streamed.to_string())
+        .await
+        .text()
+        .await
+        .expect("body");
+    let mut contents = vec![String::new(); 3];
+    for event in text
+        .split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data: "))
+    {
+        if event == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(event).expect("chunk JSON");
+        for c in chunk["choices"].as_array().unwrap() {
+            let i = c["index"].as_u64().unwrap() as usize;
+            contents[i].push_str(c["delta"]["content"].as_str().unwrap_or(""));
+        }
+    }
+    for content in &contents {
+        check(content);
+    }
+
+    let bad = json!({"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}});
+    let refused = call(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        USER_KEY,
+        Some(body(&bad, json!({}))),
+    )
+    .await;
+    assert_error(
+        &refused,
+        400,
+        "invalid_request_error",
+        Some("invalid_value"),
+        Some("response_format.json_schema.schema"),
+    );
+}
+
 /// LangChain over HTTP: `ChatOpenAI.with_structured_output(PydanticModel)` gets an instance of the
 /// model back, and `OpenAIEmbeddings` gets MiniLM's vectors (`tests/langchain_client.py`).
 #[test]
