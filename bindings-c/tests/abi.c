@@ -322,6 +322,43 @@ static void test_completion(ms_registry *registry) {
     CHECK(response == NULL);
 }
 
+/* Structured output through the C entry: a `json_schema` answer is exactly one of the objects
+ * its schema allows (whitespace aside), and a schema llama.cpp cannot enforce is refused. */
+static void test_structured(ms_registry *registry) {
+    const char *request =
+        "{\"model\":\"" ACCESS_NAME "\"," MESSAGES("Pick a colour.") ",\"max_tokens\":32,\"temperature\":0,"
+        "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"pick\",\"schema\":"
+        "{\"type\":\"object\",\"properties\":{\"colour\":{\"enum\":[\"red\",\"green\",\"blue\"]}},"
+        "\"required\":[\"colour\"],\"additionalProperties\":false}}}}";
+    char *response = NULL;
+    char escaped[256] = "";
+    char compact[256];
+    size_t n = 0;
+    CHECK_STATUS(ms_chat_completions_create(registry, request, &response), MS_STATUS_OK);
+    append_content(escaped, sizeof escaped, response);
+    /* Unescape the JSON string and drop whitespace (and the escapes of newlines and tabs). */
+    for (const char *p = escaped; *p && n + 1 < sizeof compact; p++) {
+        if (*p == '\\' && (p[1] == 'n' || p[1] == 't' || p[1] == 'r')) { p++; continue; }
+        if (*p == '\\') p++;
+        if (*p != ' ' && *p != '\n') compact[n++] = *p;
+    }
+    compact[n] = '\0';
+    printf("structured: %s\n", compact);
+    CHECK(strcmp(compact, "{\"colour\":\"red\"}") == 0 || strcmp(compact, "{\"colour\":\"green\"}") == 0 ||
+          strcmp(compact, "{\"colour\":\"blue\"}") == 0);
+    CHECK(contains(response, "\"finish_reason\":\"stop\""));
+    ms_string_free(response);
+
+    const char *bad =
+        "{\"model\":\"" ACCESS_NAME "\"," MESSAGES("Pick a colour.") ","
+        "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"pick\",\"schema\":"
+        "{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/$defs/missing\"}}}}}}";
+    response = SENTINEL;
+    CHECK_STATUS(ms_call(registry, "chat.completions.create", bad, &response), MS_STATUS_INVALID_REQUEST);
+    check_error("invalid_value", "response_format.json_schema.schema");
+    CHECK(response == NULL);
+}
+
 /* Reads a whole stream, with ms_stream_next or by polling ms_stream_next_timeout; returns how
  * many times the poll timed out. */
 static int read_stream(ms_registry *registry, int poll, char *text, size_t cap) {
@@ -767,6 +804,8 @@ int main(int argc, char **argv) {
     if (!quick) {
         part("stream to the end");
         test_stream_to_the_end(registry);
+        part("structured output");
+        test_structured(registry);
     }
     part("early-freed streams");
     long tokens_before = test_early_free(registry);
