@@ -10,6 +10,8 @@ import openai
 import pytest
 from conftest import ACCESS, user
 from modelservice import OpenAI, _client, types
+from openai.types import Completion as SdkTextCompletion
+from openai.types import CompletionChoice as SdkTextChoice
 from openai.types import CompletionUsage as SdkUsage
 from openai.types import Model as SdkModel
 from openai.types.chat import ChatCompletion as SdkCompletion
@@ -18,6 +20,7 @@ from openai.types.chat import ChatCompletionMessage as SdkMessage
 from openai.types.chat.chat_completion import Choice as SdkChoice
 from openai.types.chat.chat_completion_chunk import Choice as SdkChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta as SdkDelta
+from openai.types.completion_choice import Logprobs as SdkTextLogprobs
 
 
 def test_completion_validates_as_the_sdk_type(client: OpenAI) -> None:
@@ -42,6 +45,19 @@ def test_chunks_validate_as_the_sdk_type(client: OpenAI) -> None:
     assert chunks[-1].usage is not None and chunks[-1].choices == []
 
 
+def test_text_completions_validate_as_the_sdk_type(client: OpenAI) -> None:
+    r = client.completions.create(model=ACCESS, prompt=["Hi", "Yo"], max_tokens=4, logprobs=2)
+    sdk = SdkTextCompletion.model_validate(r.model_dump())
+    assert [c.text for c in sdk.choices] == [c.text for c in r.choices]
+    assert sdk.choices[0].logprobs is not None and sdk.choices[0].logprobs.tokens == r.choices[0].logprobs.tokens  # type: ignore[union-attr]
+    for chunk in client.completions.create(model=ACCESS, prompt="Hi", max_tokens=4, stream=True):
+        # Chunks are `Completion`s too (the SDK's stream type); only the last one has a finish reason.
+        SdkTextCompletion.model_validate({**chunk.model_dump(), "choices": []})
+        for c in chunk.choices:
+            if c.finish_reason:
+                SdkTextChoice.model_validate(c.model_dump())
+
+
 def test_models_validate_as_the_sdk_type(client: OpenAI) -> None:
     for m in client.models.list():
         assert SdkModel.model_validate(m.model_dump()).id == m.id
@@ -56,6 +72,9 @@ PAIRS = [
     (types.ChunkChoice, SdkChunkChoice),
     (types.ChoiceDelta, SdkDelta),
     (types.Model, SdkModel),
+    (types.Completion, SdkTextCompletion),
+    (types.CompletionChoice, SdkTextChoice),
+    (types.Logprobs, SdkTextLogprobs),
 ]
 
 
@@ -82,6 +101,7 @@ def test_core_output_is_declared(client: OpenAI) -> None:
         model=ACCESS, messages=user("hi"), max_tokens=4, stream=True, stream_options={"include_usage": True}
     ):
         _walk(chunk)
+    _walk(client.completions.create(model=ACCESS, prompt="hi", max_tokens=4, logprobs=1))
     _walk(client.models.list())
     for service in client.services.list():
         _walk(service)
@@ -94,6 +114,13 @@ def test_create_parameters_are_the_core_request_fields() -> None:
     assert ours == set(types.ChatCompletionCreateParamsStreaming.__annotations__)
     assert set(_client.RequestOptions.__annotations__) <= sdk_params
     # Every field the engine declares is the SDK's, but for llama.cpp sampling knobs the SDK lacks.
+    assert ours - sdk_params == {"top_k", "min_p", "repeat_penalty"}
+
+
+def test_text_completion_parameters_are_the_core_request_fields() -> None:
+    sdk_params = set(inspect.signature(openai.resources.Completions.create).parameters) - {"self"}
+    ours = set(types.CompletionCreateParams.__annotations__) | {"stream"}
+    assert ours == set(types.CompletionCreateParamsStreaming.__annotations__)
     assert ours - sdk_params == {"top_k", "min_p", "repeat_penalty"}
 
 
