@@ -244,3 +244,47 @@ fn no_sampling_combination_aborts_the_process() {
         .unwrap();
     assert!(alive.choices[0].finish_reason == FinishReason::Length || !content(&alive).is_empty());
 }
+
+/// `json_schema.description` is guidance for the model (as OpenAI documents it): it joins the
+/// system prompt, so the prompt grows by its tokens, and the answer still follows the schema.
+#[test]
+fn the_schema_description_reaches_the_model() {
+    let registry = registry();
+    let schema = json!({
+        "type": "object",
+        "properties": {"colour": {"enum": ["red", "green", "blue"]}},
+        "required": ["colour"],
+        "additionalProperties": false
+    });
+    let description = "The colour of a clear daytime sky.";
+    let with = |description: Option<&str>| {
+        let mut format = json_schema_format(schema.clone());
+        if let Some(d) = description {
+            format["json_schema"]["description"] = json!(d);
+        }
+        modelservice::ChatCompletionRequest::from_json(&request(
+            format,
+            "Pick a colour.",
+            json!({}),
+        ))
+        .unwrap()
+    };
+    let plain = registry.count_prompt_tokens(&with(None)).unwrap();
+    let guided = registry
+        .count_prompt_tokens(&with(Some(description)))
+        .unwrap();
+    let guidance = format!("\n\nAnswer in JSON following the `person` format: {description}");
+    let added = registry.tokenize("json/smol", &guidance).unwrap().len() as u32;
+    assert!(
+        guided > plain && guided.abs_diff(plain + added) <= 2,
+        "{plain} + {added} vs {guided}"
+    );
+    let answer = registry.chat_blocking(with(Some(description))).unwrap();
+    let content = content(&answer);
+    let value: Value = serde_json::from_str(content).unwrap();
+    assert!(
+        ["red", "green", "blue"].contains(&value["colour"].as_str().unwrap()),
+        "{content}"
+    );
+    println!("with the description: {content}");
+}

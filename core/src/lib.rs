@@ -32,6 +32,7 @@ mod detokenize;
 mod embed;
 mod embed_pool;
 pub mod error;
+mod format_guidance;
 mod gguf;
 mod grammar;
 mod guards;

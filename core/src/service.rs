@@ -21,6 +21,7 @@ use crate::api::{
 };
 use crate::embed_pool::EmbedPool;
 use crate::error::{Error, Result};
+use crate::format_guidance::with_format_guidance;
 use crate::gguf::{kv_geometry, load_model, service_kind, KvGeometry};
 use crate::grammar::GrammarCache;
 use crate::guards::{self, BATCH_SIZE};
@@ -377,7 +378,8 @@ impl Service {
     /// Renders, tokenizes and checks a request against the context.
     pub(crate) fn prepare(&self, req: &ChatCompletionRequest) -> Result<Prepared> {
         self.expect_kind(ServiceKind::Chat)?;
-        let text = self.template.render(&req.messages)?;
+        let messages = with_format_guidance(&req.messages, req.response_format.as_ref());
+        let text = self.template.render(&messages)?;
         guards::prompt_text_fits(text.len(), self.slot_context, self.max_token_bytes)?;
         let prompt = self.tokenize(&text);
         guards::prompt_not_empty(prompt.len())?;
