@@ -288,3 +288,41 @@ fn errors_name_their_field() {
     let err = call(json!({"model": "nope", "prompt": "Hi"}));
     assert_eq!(err.code(), Some("model_not_found"));
 }
+
+/// Hostile prompts end in an answer or a typed 4xx, and the service keeps serving: token ids at
+/// the edges of the vocabulary, a prompt of end-of-text tokens only, a batch asking for more
+/// sequences than the queue holds.
+#[test]
+fn hostile_prompts_end_in_an_answer_or_a_4xx() {
+    let registry = registry();
+    let n_vocab = 49_152u32; // SmolLM2's vocabulary
+    let call = |body: Value| registry.call_blocking("completions.create", &body.to_string());
+    let ok =
+        call(json!({"model": MODEL, "prompt": [0, n_vocab - 1, 1, 2], "max_tokens": 2})).unwrap();
+    assert!(ok.contains("text_completion"), "{ok}");
+    // Only end-of-text tokens: the model may end at once; either way a choice comes back.
+    let eos: Value = serde_json::from_str(
+        &call(json!({"model": MODEL, "prompt": [2, 2, 2], "max_tokens": 3})).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(eos["choices"].as_array().unwrap().len(), 1, "{eos}");
+    for prompt in [json!([n_vocab]), json!([[1], [u32::MAX]]), json!([[]])] {
+        let err = call(json!({"model": MODEL, "prompt": prompt})).unwrap_err();
+        assert_eq!(
+            (err.status(), err.param()),
+            (400, Some("prompt")),
+            "{prompt}: {err}"
+        );
+    }
+    // 64 prompts × 16 choices: more sequences than the queue takes.
+    let many = vec!["Hi"; 64];
+    let err = call(json!({"model": MODEL, "prompt": many, "n": 16, "max_tokens": 1})).unwrap_err();
+    assert_eq!(err.status(), 429, "{err}");
+    let err = call(json!({"model": MODEL, "prompt": vec!["Hi"; 65]})).unwrap_err();
+    assert_eq!(err.param(), Some("prompt"), "{err}");
+    // Still serving.
+    let again = registry
+        .completion_blocking(greedy_completion(PROMPT, Some(2)))
+        .unwrap();
+    assert_eq!(again.usage.unwrap().completion_tokens, 2);
+}
