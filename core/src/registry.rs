@@ -171,7 +171,8 @@ impl Registry {
                 .unwrap_or(false),
             request.logprobs_wanted().is_some(),
             receivers,
-        ))
+        )
+        .with_tools(prepared.tool_reading.as_ref()))
     }
 
     /// A whole chat completion, blocking the calling thread.

@@ -2,10 +2,11 @@
 //! the Hugging Face conventions, a per-service override, and a fallback for files without one.
 
 use minijinja::{context, Environment, ErrorKind};
-use serde::Serialize;
+use serde_json::{json, Value};
 
 use crate::api::ChatMessage;
 use crate::error::{Error, Result};
+use crate::tool_calling::{template_messages, ToolFormat};
 
 /// ChatML, the fallback for models that carry no template.
 const CHATML: &str = "{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{% endfor %}\
@@ -29,19 +30,8 @@ pub(crate) struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
-}
-
-/// A message as templates see it: `content` is always a string.
-#[derive(Serialize)]
-struct TemplateMessage<'a> {
-    role: &'a str,
-    content: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<&'a serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_call_id: Option<&'a str>,
+    /// How the model writes tool calls, read from the template.
+    tool_format: ToolFormat,
 }
 
 impl ChatTemplate {
@@ -74,35 +64,58 @@ impl ChatTemplate {
             let _ = fmt;
             String::new()
         });
-        env.add_template_owned("chat", source).map_err(|e| {
+        env.add_template_owned("chat", source.clone()).map_err(|e| {
             Error::invalid(
                 "chat_template",
                 format!("The chat template does not compile: {e}"),
             )
         })?;
-        Ok(ChatTemplate {
+        let mut template = ChatTemplate {
             env,
             bos_token,
             eos_token,
-        })
+            tool_format: ToolFormat::Generic,
+        };
+        template.tool_format = template.detect_tool_format(&source);
+        Ok(template)
+    }
+
+    /// The family the source names, if rendering a sample tool shows the template reads
+    /// `tools` (else the generic fallback).
+    fn detect_tool_format(&self, source: &str) -> ToolFormat {
+        let family = ToolFormat::sniff(source);
+        if family == ToolFormat::Generic {
+            return family;
+        }
+        let messages = [json!({"role": "user", "content": "x"})];
+        let tool = json!({"type": "function", "function": {"name": "tool_format_probe", "parameters": {"type": "object", "properties": {}}}});
+        let with = self.render_values(&messages, Some(&[tool]));
+        let without = self.render_values(&messages, None);
+        match (with, without) {
+            (Ok(with), Ok(without)) if with != without => family,
+            _ => ToolFormat::Generic,
+        }
+    }
+
+    /// How the model writes tool calls.
+    pub(crate) fn tool_format(&self) -> ToolFormat {
+        self.tool_format
     }
 
     /// Renders the conversation, ending with the assistant's turn opened.
+    #[cfg(test)]
     pub(crate) fn render(&self, messages: &[ChatMessage]) -> Result<String> {
-        let messages: Vec<TemplateMessage<'_>> = messages
-            .iter()
-            .map(|m| TemplateMessage {
-                role: m.role.as_str(),
-                content: m.text(),
-                name: m.name.as_deref(),
-                tool_calls: m.tool_calls.as_ref(),
-                tool_call_id: m.tool_call_id.as_deref(),
-            })
-            .collect();
+        self.render_values(&template_messages(messages, self.tool_format), None)
+    }
+
+    /// Renders messages already in the template's shape (`crate::tool_calling::template_input`), with
+    /// `tools` when the template is to offer them.
+    pub(crate) fn render_values(&self, messages: &[Value], tools: Option<&[Value]>) -> Result<String> {
         let template = self.env.get_template("chat").map_err(Error::internal)?;
         template
             .render(context! {
                 messages => messages,
+                tools => tools,
                 add_generation_prompt => true,
                 bos_token => self.bos_token,
                 eos_token => self.eos_token,

@@ -19,6 +19,10 @@ __all__ = [
     "ChatCompletionChunk",
     "ChunkChoice",
     "ChoiceDelta",
+    "ChatCompletionMessageToolCall",
+    "Function",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
     "Model",
     "ModelList",
     "Service",
@@ -38,6 +42,10 @@ __all__ = [
     "ChatCompletionStreamOptionsParam",
     "ServiceSpecParams",
     "EmbeddingCreateParams",
+    "ChatCompletionToolParam",
+    "FunctionDefinition",
+    "ChatCompletionNamedToolChoiceParam",
+    "ChatCompletionMessageToolCallParam",
     "ChatCompletionCreateParamsNonStreaming",
     "ChatCompletionCreateParamsStreaming",
 ]
@@ -72,13 +80,30 @@ class ChoiceLogprobs(OpenAIObject):
     refusal: Optional[list[ChatCompletionTokenLogprob]] = None
 
 
+class Function(OpenAIObject):
+    """The function a [`ToolCall`] calls."""
+
+    arguments: str
+    name: str
+
+
+class ChatCompletionMessageToolCall(OpenAIObject):
+    """A call the assistant made (`message.tool_calls[i]`)."""
+
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"function": Function}
+    function: Function
+    id: str
+    type: str
+
+
 class ChatCompletionMessage(OpenAIObject):
     """The assistant's reply in a [`Choice`]."""
 
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"tool_calls": ChatCompletionMessageToolCall}
     content: Optional[str] = None
     role: str
+    tool_calls: Optional[list[ChatCompletionMessageToolCall]] = None
     refusal: Optional[Any] = None
-    tool_calls: Optional[Any] = None
     function_call: Optional[Any] = None
     audio: Optional[Any] = None
     annotations: Optional[Any] = None
@@ -118,13 +143,33 @@ class ChatCompletion(OpenAIObject):
     service_tier: Optional[Any] = None
 
 
+class ChoiceDeltaToolCallFunction(OpenAIObject):
+    """The function part of a [`ToolCallDelta`]."""
+
+    arguments: Optional[str] = None
+    name: Optional[str] = None
+
+
+class ChoiceDeltaToolCall(OpenAIObject):
+    """A streamed piece of a tool call: the first carries `id`, `type`, `function.name` and
+    `function.arguments: ""`; later ones carry argument fragments.
+    """
+
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"function": ChoiceDeltaToolCallFunction}
+    function: Optional[ChoiceDeltaToolCallFunction] = None
+    id: Optional[str] = None
+    index: int
+    type: Optional[str] = None
+
+
 class ChoiceDelta(OpenAIObject):
     """The incremental message of a [`ChunkChoice`]."""
 
+    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"tool_calls": ChoiceDeltaToolCall}
     content: Optional[str] = None
     role: Optional[str] = None
+    tool_calls: Optional[list[ChoiceDeltaToolCall]] = None
     refusal: Optional[Any] = None
-    tool_calls: Optional[Any] = None
     function_call: Optional[Any] = None
 
 
@@ -300,8 +345,8 @@ class ChatCompletionCreateParams(_ChatCompletionCreateParamsRequired, total=Fals
     store: Optional[bool]
     stream_options: Optional[ChatCompletionStreamOptionsParam]
     temperature: Optional[float]
-    tool_choice: Any
-    tools: Any
+    tool_choice: Optional[Union[str, ChatCompletionNamedToolChoiceParam]]
+    tools: Optional[Iterable[ChatCompletionToolParam]]
     top_k: Optional[int]
     top_logprobs: Optional[int]
     top_p: Optional[float]
@@ -320,7 +365,7 @@ class ChatCompletionMessageParam(_ChatCompletionMessageParamRequired, total=Fals
     content: Optional[Union[str, Iterable[ChatCompletionContentPartParam]]]
     name: Optional[str]
     tool_call_id: Optional[str]
-    tool_calls: Any
+    tool_calls: Optional[Iterable[ChatCompletionMessageToolCallParam]]
 
 
 class _ChatCompletionContentPartParamRequired(TypedDict):
@@ -374,6 +419,52 @@ class EmbeddingCreateParams(_EmbeddingCreateParamsRequired, total=False):
     dimensions: Optional[int]
     encoding_format: Optional[Literal["float", "base64"]]
     user: Optional[str]
+
+
+class _ChatCompletionToolParamRequired(TypedDict):
+    function: FunctionDefinition
+    type: str
+
+
+class ChatCompletionToolParam(_ChatCompletionToolParamRequired, total=False):
+    """One tool the model may call (`tools[i]`)."""
+
+    pass
+
+
+class _FunctionDefinitionRequired(TypedDict):
+    name: str
+
+
+class FunctionDefinition(_FunctionDefinitionRequired, total=False):
+    """A function's name, what it does, and the JSON Schema of its arguments."""
+
+    description: Optional[str]
+    parameters: Any
+    strict: Optional[bool]
+
+
+class _ChatCompletionNamedToolChoiceParamRequired(TypedDict):
+    function: Mapping[str, Any]
+    type: str
+
+
+class ChatCompletionNamedToolChoiceParam(_ChatCompletionNamedToolChoiceParamRequired, total=False):
+    """`{"type": "function", "function": {"name": ...}}`: call this tool."""
+
+    pass
+
+
+class _ChatCompletionMessageToolCallParamRequired(TypedDict):
+    function: Mapping[str, Any]
+    id: str
+    type: str
+
+
+class ChatCompletionMessageToolCallParam(_ChatCompletionMessageToolCallParamRequired, total=False):
+    """A call the assistant made (`message.tool_calls[i]`)."""
+
+    pass
 
 
 class ChatCompletionCreateParamsNonStreaming(ChatCompletionCreateParams, total=False):

@@ -10,6 +10,7 @@ mod json;
 pub mod models;
 mod schema;
 pub mod services;
+pub mod tools;
 
 pub use chat::*;
 pub use embeddings::*;
@@ -17,6 +18,7 @@ pub use json::from_json;
 pub use models::*;
 pub use schema::{wire_schema, wire_schema_text, WIRE_SCHEMA_PATH};
 pub use services::*;
+pub use tools::*;
 
 /// The body of an operation that takes no parameters (`models.list`, `services.list`).
 #[derive(
