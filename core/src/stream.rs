@@ -399,17 +399,20 @@ impl Gather {
                 .zip(self.finish)
                 .zip(self.logprobs)
                 .enumerate()
-                .map(|(i, (((content, calls), finish_reason), logprobs))| Choice {
-                    index: i as u32,
-                    message: AssistantMessage {
-                        role: Role::Assistant,
-                        // OpenAI sends null content beside calls.
-                        content: (!(content.is_empty() && !calls.is_empty())).then_some(content),
-                        tool_calls: (!calls.is_empty()).then_some(calls),
+                .map(
+                    |(i, (((content, calls), finish_reason), logprobs))| Choice {
+                        index: i as u32,
+                        message: AssistantMessage {
+                            role: Role::Assistant,
+                            // OpenAI sends null content beside calls.
+                            content: (!(content.is_empty() && !calls.is_empty()))
+                                .then_some(content),
+                            tool_calls: (!calls.is_empty()).then_some(calls),
+                        },
+                        finish_reason,
+                        logprobs,
                     },
-                    finish_reason,
-                    logprobs,
-                })
+                )
                 .collect(),
             usage: Usage::new(stream.prompt_tokens, stream.completion_tokens),
         }

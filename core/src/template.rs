@@ -4,9 +4,8 @@
 use minijinja::{context, Environment, ErrorKind};
 use serde_json::{json, Value};
 
-use crate::api::ChatMessage;
 use crate::error::{Error, Result};
-use crate::tool_calling::{template_messages, ToolFormat};
+use crate::tool_calling::ToolFormat;
 
 /// ChatML, the fallback for models that carry no template.
 const CHATML: &str = "{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{% endfor %}\
@@ -64,12 +63,13 @@ impl ChatTemplate {
             let _ = fmt;
             String::new()
         });
-        env.add_template_owned("chat", source.clone()).map_err(|e| {
-            Error::invalid(
-                "chat_template",
-                format!("The chat template does not compile: {e}"),
-            )
-        })?;
+        env.add_template_owned("chat", source.clone())
+            .map_err(|e| {
+                Error::invalid(
+                    "chat_template",
+                    format!("The chat template does not compile: {e}"),
+                )
+            })?;
         let mut template = ChatTemplate {
             env,
             bos_token,
@@ -104,13 +104,18 @@ impl ChatTemplate {
 
     /// Renders the conversation, ending with the assistant's turn opened.
     #[cfg(test)]
-    pub(crate) fn render(&self, messages: &[ChatMessage]) -> Result<String> {
-        self.render_values(&template_messages(messages, self.tool_format), None)
+    pub(crate) fn render(&self, messages: &[crate::api::ChatMessage]) -> Result<String> {
+        let messages = crate::tool_calling::template_messages(messages, self.tool_format);
+        self.render_values(&messages, None)
     }
 
     /// Renders messages already in the template's shape (`crate::tool_calling::template_input`), with
     /// `tools` when the template is to offer them.
-    pub(crate) fn render_values(&self, messages: &[Value], tools: Option<&[Value]>) -> Result<String> {
+    pub(crate) fn render_values(
+        &self,
+        messages: &[Value],
+        tools: Option<&[Value]>,
+    ) -> Result<String> {
         let template = self.env.get_template("chat").map_err(Error::internal)?;
         template
             .render(context! {

@@ -795,10 +795,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.param(), Some("temprature"));
-        for (field, value) in [
-            ("tool_choice", r#""required""#),
-            ("store", "true"),
-        ] {
+        for (field, value) in [("tool_choice", r#""required""#), ("store", "true")] {
             let req = ChatCompletionRequest::from_json(&format!(
                 r#"{{"model":"m","messages":[{{"role":"user","content":"a"}}],"{field}":{value}}}"#
             ))

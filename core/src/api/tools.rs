@@ -198,9 +198,7 @@ impl ChatCompletionRequest {
                 if !p.is_object() {
                     return Err(Error::invalid(
                         format!("tools[{i}].function.parameters"),
-                        format!(
-                            "`tools[{i}].function.parameters` must be a JSON Schema object."
-                        ),
+                        format!("`tools[{i}].function.parameters` must be a JSON Schema object."),
                     ));
                 }
             }

@@ -44,7 +44,9 @@ impl ToolGrammar {
         } else {
             LlamaSampler::grammar(model, &self.gbnf, self.root)
         };
-        made.map_err(|e| Error::invalid("tools", format!("The tools' grammar does not compile: {e}")))
+        made.map_err(|e| {
+            Error::invalid("tools", format!("The tools' grammar does not compile: {e}"))
+        })
     }
 }
 
@@ -85,12 +87,7 @@ fn call_schema(tool: &Tool, def: &str, format: ToolFormat) -> String {
 
 /// The JSON Schema of the answer: the calls (native formats: one call; the frame repeats it),
 /// or for the generic format `{"tool_calls": [...]}`, or `{"response": "..."}` under `auto`.
-fn answer_schema(
-    tools: &[&Tool],
-    format: ToolFormat,
-    parallel: bool,
-    may_answer: bool,
-) -> String {
+fn answer_schema(tools: &[&Tool], format: ToolFormat, parallel: bool, may_answer: bool) -> String {
     let mut defs = serde_json::Map::new();
     let mut calls = Vec::new();
     for (i, tool) in tools.iter().enumerate() {
@@ -186,7 +183,11 @@ pub(crate) fn tool_grammar(
     let schema = answer_schema(&tools, format, parallel, tool_use == ToolUse::Auto);
     let frame = frame_rules(format, parallel);
     let root = if frame.is_some() { FRAME_ROOT } else { "root" };
-    let key = format!("tools {} {}\n{schema}", format.name(), frame.as_deref().unwrap_or(""));
+    let key = format!(
+        "tools {} {}\n{schema}",
+        format.name(),
+        frame.as_deref().unwrap_or("")
+    );
     let gbnf = cache.cached(&key, || {
         let body = cache.convert(model, &schema, "tools")?;
         let gbnf = format!("{body}{}", frame.as_deref().unwrap_or(""));
@@ -204,7 +205,11 @@ pub(crate) fn tool_grammar(
         gbnf,
         root,
         lazy,
-        trigger_words: if lazy { vec![marker.to_owned()] } else { Vec::new() },
+        trigger_words: if lazy {
+            vec![marker.to_owned()]
+        } else {
+            Vec::new()
+        },
         trigger_tokens,
     }))
 }
@@ -214,7 +219,11 @@ pub(crate) fn marker_token(model: &LlamaModel, marker: &str) -> Option<LlamaToke
     if marker.is_empty() {
         return None;
     }
-    match model.vocab().tokenize(marker.as_bytes(), false, true).as_slice() {
+    match model
+        .vocab()
+        .tokenize(marker.as_bytes(), false, true)
+        .as_slice()
+    {
         [one] => Some(*one),
         _ => None,
     }
@@ -244,7 +253,8 @@ mod tests {
         ] {
             for may_answer in [false, true] {
                 let text = answer_schema(&refs, format, true, may_answer);
-                let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+                let v: Value =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
                 assert_eq!(
                     v["$defs"]["tool0"]["properties"]["city"]["$ref"],
                     "#/$defs/tool0/$defs/City"

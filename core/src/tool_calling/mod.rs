@@ -10,7 +10,9 @@ mod prompt;
 pub(crate) use format::ToolFormat;
 pub(crate) use grammar::{marker_token, tool_grammar, ToolGrammar};
 pub(crate) use parse::{Parsed, ToolParser};
-pub(crate) use prompt::{template_input, template_messages};
+pub(crate) use prompt::template_input;
+#[cfg(test)]
+pub(crate) use prompt::template_messages;
 
 use crate::api::{ChatCompletionRequest, ToolUse};
 

@@ -35,6 +35,9 @@ enum State {
     GenericObject,
     /// Generic: inside the string of `{"response": "...`; the value is the content.
     ResponseString,
+    /// Inside an array of calls (generic `{"tool_calls": [`, Mistral `[TOOL_CALLS][`): each
+    /// call is emitted as soon as its object is complete.
+    CallArray,
     /// Nothing more is read.
     Done,
 }
@@ -81,7 +84,8 @@ impl ToolParser {
         while self.step(&mut out, true) {}
         let rest = std::mem::take(&mut self.buf);
         match self.state {
-            State::Done | State::CloseTag => {}
+            // A call cut short (max_tokens) is dropped; the complete ones were emitted.
+            State::Done | State::CloseTag | State::CallArray => {}
             // Cut short (max_tokens): what was generated stays visible as text.
             _ if !rest.trim().is_empty() => out.push(Parsed::Content(rest)),
             _ => {}
@@ -99,6 +103,7 @@ impl ToolParser {
             State::BareJson => self.bare_json(out),
             State::GenericObject => self.generic_object(out, at_end),
             State::ResponseString => self.response_string(out),
+            State::CallArray => self.call_array(out),
             State::Done => {
                 self.buf.clear();
                 false
@@ -142,6 +147,11 @@ impl ToolParser {
 
     fn calls(&mut self, out: &mut Vec<Parsed>) -> bool {
         let start = self.buf.len() - self.buf.trim_start().len();
+        if self.format == ToolFormat::MistralNemo && self.buf[start..].starts_with('[') {
+            self.buf.drain(..start + 1);
+            self.state = State::CallArray;
+            return true;
+        }
         let Some((value, end)) = complete_json(&self.buf[start..]) else {
             return false;
         };
@@ -223,14 +233,20 @@ impl ToolParser {
         if text.is_empty() {
             return false;
         }
-        match response_prefix(text) {
-            Prefix::Complete(len) => {
+        let response = opens_with(text, &["{", "\"response\"", ":", "\""]);
+        let calls = opens_with(text, &["{", "\"tool_calls\"", ":", "["]);
+        for (prefix, state) in [
+            (&response, State::ResponseString),
+            (&calls, State::CallArray),
+        ] {
+            if let Prefix::Complete(len) = prefix {
                 self.buf.drain(..start + len);
-                self.state = State::ResponseString;
+                self.state = state;
                 return true;
             }
-            Prefix::Partial if !at_end => return false,
-            _ => {}
+        }
+        if (matches!(response, Prefix::Partial) || matches!(calls, Prefix::Partial)) && !at_end {
+            return false;
         }
         match complete_json(text) {
             Some((Ok(Value::Object(obj)), end)) => {
@@ -252,6 +268,38 @@ impl ToolParser {
                 false
             }
             None => false,
+        }
+    }
+
+    fn call_array(&mut self, out: &mut Vec<Parsed>) -> bool {
+        let start = self.buf.len()
+            - self
+                .buf
+                .trim_start_matches([',', ' ', '\n', '\t', '\r'])
+                .len();
+        let text = &self.buf[start..];
+        if text.starts_with(']') {
+            // The array is complete: the generic object ends here; Mistral text may follow.
+            self.buf.drain(..start + 1);
+            self.state = if self.format == ToolFormat::MistralNemo {
+                State::Content
+            } else {
+                State::Done
+            };
+            return true;
+        }
+        match complete_json(text) {
+            None => false,
+            Some((Ok(value), end)) => {
+                out.extend(call_from(&value).map(Parsed::Call));
+                self.buf.drain(..start + end);
+                true
+            }
+            // Not a call: read no further.
+            Some((Err(_), _)) => {
+                self.state = State::Done;
+                true
+            }
         }
     }
 
@@ -324,9 +372,8 @@ enum Prefix {
     No,
 }
 
-/// Whether `text` opens with `{ "response" : "` (any whitespace between the parts).
-fn response_prefix(text: &str) -> Prefix {
-    let parts = ["{", "\"response\"", ":", "\""];
+/// Whether `text` opens with `parts` (any whitespace between them).
+fn opens_with(text: &str, parts: &[&str]) -> Prefix {
     let mut rest = text;
     for part in parts {
         rest = rest.trim_start();
@@ -428,7 +475,10 @@ mod tests {
         let one = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
         assert_eq!(
             parse_all_ways(ToolFormat::Hermes, one),
-            (String::new(), vec![call("get_weather", r#"{"city":"Paris"}"#)])
+            (
+                String::new(),
+                vec![call("get_weather", r#"{"city":"Paris"}"#)]
+            )
         );
         let two = "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"tz\": \"CET\"}}\n</tool_call>";
         assert_eq!(
@@ -493,7 +543,10 @@ mod tests {
         let bare = "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}";
         assert_eq!(
             parse_all_ways(ToolFormat::Llama3, bare),
-            (String::new(), vec![call("get_weather", r#"{"city":"Paris"}"#)])
+            (
+                String::new(),
+                vec![call("get_weather", r#"{"city":"Paris"}"#)]
+            )
         );
         let tagged = "<|python_tag|>{\"name\": \"get_time\", \"parameters\": {}}";
         assert_eq!(
@@ -530,13 +583,24 @@ mod tests {
         );
         // The answer streams before the object is complete.
         let mut p = ToolParser::new(ToolFormat::Generic, names());
-        assert_eq!(p.push("{\"response\": \"Hel"), vec![Parsed::Content("Hel".into())]);
+        assert_eq!(
+            p.push("{\"response\": \"Hel"),
+            vec![Parsed::Content("Hel".into())]
+        );
         assert_eq!(p.push("lo\\"), vec![Parsed::Content("lo".into())]);
         assert_eq!(p.push("n\"}"), vec![Parsed::Content("\n".into())]);
-        // Cut short by max_tokens: the text so far is kept.
+        // Cut short by max_tokens: the complete calls are kept, the partial one dropped.
         assert_eq!(
-            parse_all_ways(ToolFormat::Generic, "{\"tool_calls\": [{\"name\": \"get_w"),
-            ("{\"tool_calls\": [{\"name\": \"get_w".into(), vec![])
+            parse_all_ways(
+                ToolFormat::Generic,
+                "{\"tool_calls\": [{\"name\": \"get_time\", \"arguments\": {}}, {\"name\": \"get_w"
+            ),
+            (String::new(), vec![call("get_time", "{}")])
+        );
+        // Anything else is text.
+        assert_eq!(
+            parse_all_ways(ToolFormat::Generic, "Hello"),
+            ("Hello".into(), vec![])
         );
     }
 }
