@@ -216,11 +216,45 @@ function addMessage(role, text) {
   return { message, body };
 }
 
+// The trial's tools, when some are given: sent as `tools` with the chosen `tool_choice`.
+function trialTools() {
+  const text = $("trial-tools").value.trim();
+  if (!text) return {};
+  const tools = JSON.parse(text);
+  return { tools, tool_choice: $("trial-tool-choice").value };
+}
+
+// Streamed tool-call deltas, gathered into whole calls: the first delta of a call opens it,
+// later ones add argument text.
+function addToolCallDeltas(calls, deltas) {
+  for (const d of deltas) {
+    if (d.id) calls[d.index] = { id: d.id, type: "function", function: { name: d.function.name, arguments: "" } };
+    if (calls[d.index] && d.function && d.function.arguments) calls[d.index].function.arguments += d.function.arguments;
+  }
+}
+
+function showToolCalls(message, calls) {
+  let box = message.querySelector(".msg-calls");
+  if (!box) {
+    box = h("div", { class: "msg-calls" });
+    message.append(box);
+  }
+  box.textContent = calls.map((c) => `→ ${c.function.name}(${c.function.arguments})`).join("\n");
+}
+
 async function send(event) {
   event.preventDefault();
   const text = $("trial-prompt").value.trim();
   if (!text) { say("trial-status", "Type a message first.", "error"); $("trial-prompt").focus(); return; }
   if (!keys.chat()) { say("trial-status", "Enter your API key under “Authentication” first.", "error"); $("api-key").focus(); return; }
+  let tools;
+  try {
+    tools = trialTools();
+  } catch (e) {
+    say("trial-status", `The tools are not valid JSON: ${e.message}`, "error");
+    $("trial-tools").focus();
+    return;
+  }
   $("trial-prompt").value = "";
   history.push({ role: "user", content: text });
   addMessage("user", text);
@@ -231,12 +265,14 @@ async function send(event) {
   $("trial-stop").disabled = false;
   say("trial-status", "Generating…");
   let answer = "";
+  const calls = [];
   try {
     const response = await request("POST", "/v1/chat/completions", {
       key: keys.chat(), signal: controller.signal,
       body: {
         model: accessName, messages: history, stream: true,
         temperature: Number($("trial-temperature").value), max_tokens: Number($("trial-max-tokens").value),
+        ...tools,
       },
     });
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -261,13 +297,18 @@ async function send(event) {
               answer += choice.delta.content;
               body.textContent = answer;
             }
+            if (choice.delta && choice.delta.tool_calls) {
+              addToolCallDeltas(calls, choice.delta.tool_calls);
+              showToolCalls(message, calls);
+            }
             if (choice.finish_reason) finish = choice.finish_reason;
           }
         }
       }
     }
-    history.push({ role: "assistant", content: answer });
-    say("trial-status", finish === "length" ? "Done: stopped at the max tokens limit." : "Done.", "ok");
+    history.push(calls.length ? { role: "assistant", content: answer || null, tool_calls: calls } : { role: "assistant", content: answer });
+    const done = { length: "Done: stopped at the max tokens limit.", tool_calls: "Done: the model called a tool." };
+    say("trial-status", done[finish] || "Done.", "ok");
   } catch (e) {
     if (e.name === "AbortError") {
       history.push({ role: "assistant", content: answer });
