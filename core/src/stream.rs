@@ -405,8 +405,7 @@ impl Gather {
                         message: AssistantMessage {
                             role: Role::Assistant,
                             // OpenAI sends null content beside calls.
-                            content: (!(content.is_empty() && !calls.is_empty()))
-                                .then_some(content),
+                            content: (!content.is_empty() || calls.is_empty()).then_some(content),
                             tool_calls: (!calls.is_empty()).then_some(calls),
                         },
                         finish_reason,

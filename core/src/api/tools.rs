@@ -204,16 +204,16 @@ impl ChatCompletionRequest {
             }
         }
         match &self.tool_choice {
-            Some(ToolChoice::Named(named)) => {
-                if !tools.iter().any(|t| t.function.name == named.function.name) {
-                    return Err(Error::invalid(
-                        "tool_choice",
-                        format!(
-                            "`tool_choice` names the function `{}`, which is not in `tools`.",
-                            named.function.name
-                        ),
-                    ));
-                }
+            Some(ToolChoice::Named(named))
+                if !tools.iter().any(|t| t.function.name == named.function.name) =>
+            {
+                return Err(Error::invalid(
+                    "tool_choice",
+                    format!(
+                        "`tool_choice` names the function `{}`, which is not in `tools`.",
+                        named.function.name
+                    ),
+                ));
             }
             Some(ToolChoice::Mode(ToolChoiceMode::Required)) if tools.is_empty() => {
                 return Err(Error::invalid(

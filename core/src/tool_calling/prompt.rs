@@ -102,7 +102,7 @@ fn call_name(messages: &[ChatMessage], id: Option<&str>) -> String {
 }
 
 /// The tools a request's answer may call: all of them, or the named one.
-pub(crate) fn callable_tools<'a>(req: &'a ChatCompletionRequest) -> Vec<&'a Tool> {
+pub(crate) fn callable_tools(req: &ChatCompletionRequest) -> Vec<&Tool> {
     match req.tool_use() {
         ToolUse::Off => Vec::new(),
         ToolUse::Named(tool) => vec![tool],

@@ -591,7 +591,11 @@ fn check_sdk_run(v: &Value) {
     assert!(tools["id"].as_str().unwrap().starts_with("call_"), "{v}");
     assert_eq!(tools["name"], "get_weather", "{v}");
     assert!(tools["arguments"]["city"].is_string(), "{v}");
-    assert_eq!(tools["streamed"], json!(["get_weather", tools["arguments"]]), "{v}");
+    assert_eq!(
+        tools["streamed"],
+        json!(["get_weather", tools["arguments"]]),
+        "{v}"
+    );
     assert_eq!(tools["streamed_finish_reason"], "tool_calls", "{v}");
     assert!(!tools["answer"].as_str().unwrap().is_empty(), "{v}");
 }
