@@ -55,7 +55,11 @@ weather = {
     "function": {
         "name": "get_weather",
         "description": "Get the current weather in a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}}, "required": ["city"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 30}},
+            "required": ["city"],
+        },
     },
 }
 ask = [{"role": "user", "content": "What is the weather like in Paris today?"}]
@@ -64,7 +68,11 @@ called = client.chat.completions.create(model=model, messages=ask, tools=[weathe
 call = called.choices[0].message.tool_calls[0]
 tool_result = {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18}'}
 answer = client.chat.completions.create(
-    model=model, messages=[*ask, called.choices[0].message, tool_result], tools=[weather], tool_choice="none", **settings
+    model=model,
+    messages=[*ask, called.choices[0].message, tool_result],
+    tools=[weather],
+    tool_choice="none",
+    **settings,
 )
 with client.chat.completions.stream(
     model=model, messages=ask, tools=[weather], tool_choice="required", **settings
