@@ -6,6 +6,7 @@ derived by schemars): do not edit; run `make schema` after changing core/src/api
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Optional, TypedDict, Union
 
@@ -62,7 +63,7 @@ class TopLogprob(OpenAIObject):
 class ChatCompletionTokenLogprob(OpenAIObject):
     """One output token's log probability and its most likely alternatives."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"top_logprobs": TopLogprob}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"top_logprobs": TopLogprob}
     bytes: Optional[list[int]] = None
     logprob: float
     token: str
@@ -72,7 +73,7 @@ class ChatCompletionTokenLogprob(OpenAIObject):
 class ChoiceLogprobs(OpenAIObject):
     """A choice's log probabilities (`choices[i].logprobs`)."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {
         "content": ChatCompletionTokenLogprob,
         "refusal": ChatCompletionTokenLogprob,
     }
@@ -90,7 +91,7 @@ class Function(OpenAIObject):
 class ChatCompletionMessageToolCall(OpenAIObject):
     """A call the assistant made (`message.tool_calls[i]`)."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"function": Function}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"function": Function}
     function: Function
     id: str
     type: str
@@ -99,7 +100,7 @@ class ChatCompletionMessageToolCall(OpenAIObject):
 class ChatCompletionMessage(OpenAIObject):
     """The assistant's reply in a [`Choice`]."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"tool_calls": ChatCompletionMessageToolCall}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"tool_calls": ChatCompletionMessageToolCall}
     content: Optional[str] = None
     role: str
     tool_calls: Optional[list[ChatCompletionMessageToolCall]] = None
@@ -112,7 +113,10 @@ class ChatCompletionMessage(OpenAIObject):
 class Choice(OpenAIObject):
     """One generated answer."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"logprobs": ChoiceLogprobs, "message": ChatCompletionMessage}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {
+        "logprobs": ChoiceLogprobs,
+        "message": ChatCompletionMessage,
+    }
     finish_reason: str
     index: int
     logprobs: Optional[ChoiceLogprobs] = None
@@ -132,7 +136,7 @@ class CompletionUsage(OpenAIObject):
 class ChatCompletion(OpenAIObject):
     """The response of a non-streamed chat completion."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"choices": Choice, "usage": CompletionUsage}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"choices": Choice, "usage": CompletionUsage}
     choices: list[Choice]
     created: int
     id: str
@@ -155,7 +159,7 @@ class ChoiceDeltaToolCall(OpenAIObject):
     `function.arguments: ""`; later ones carry argument fragments.
     """
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"function": ChoiceDeltaToolCallFunction}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"function": ChoiceDeltaToolCallFunction}
     function: Optional[ChoiceDeltaToolCallFunction] = None
     id: Optional[str] = None
     index: int
@@ -165,7 +169,7 @@ class ChoiceDeltaToolCall(OpenAIObject):
 class ChoiceDelta(OpenAIObject):
     """The incremental message of a [`ChunkChoice`]."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"tool_calls": ChoiceDeltaToolCall}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"tool_calls": ChoiceDeltaToolCall}
     content: Optional[str] = None
     role: Optional[str] = None
     tool_calls: Optional[list[ChoiceDeltaToolCall]] = None
@@ -176,7 +180,7 @@ class ChoiceDelta(OpenAIObject):
 class ChunkChoice(OpenAIObject):
     """One choice's part of a streamed chunk."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"delta": ChoiceDelta, "logprobs": ChoiceLogprobs}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"delta": ChoiceDelta, "logprobs": ChoiceLogprobs}
     delta: ChoiceDelta
     finish_reason: Optional[str] = None
     index: int
@@ -186,7 +190,7 @@ class ChunkChoice(OpenAIObject):
 class ChatCompletionChunk(OpenAIObject):
     """One event of a streamed chat completion (`chat.completion.chunk`)."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"choices": ChunkChoice, "usage": CompletionUsage}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"choices": ChunkChoice, "usage": CompletionUsage}
     choices: list[ChunkChoice]
     created: int
     id: str
@@ -209,7 +213,7 @@ class Model(OpenAIObject):
 class ModelList(ListObject[Model]):
     """The `/v1/models` list."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Model}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"data": Model}
     data: list[Model]
     object: str
 
@@ -248,7 +252,7 @@ class ServiceUsage(OpenAIObject):
 class Service(OpenAIObject):
     """A service as the product page lists it."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {
         "base_model": ServiceBaseModel,
         "stats": EngineStats,
         "usage": ServiceUsage,
@@ -273,7 +277,7 @@ class Service(OpenAIObject):
 class ServiceList(ListObject[Service]):
     """The services, shaped like OpenAI lists (`{"object": "list", "data": [...]}`)."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Service}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"data": Service}
     data: list[Service]
     object: str
 
@@ -296,7 +300,7 @@ class EmbeddingUsage(OpenAIObject):
 class CreateEmbeddingResponse(OpenAIObject):
     """The response of `POST /v1/embeddings`."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Embedding, "usage": EmbeddingUsage}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"data": Embedding, "usage": EmbeddingUsage}
     data: list[Embedding]
     model: str
     object: str
