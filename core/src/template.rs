@@ -180,6 +180,43 @@ mod tests {
     }
 
     #[test]
+    fn tool_format_is_read_from_the_template() {
+        let new = |src: Option<&str>| {
+            ChatTemplate::new(src, None, "llama", String::new(), String::new()).unwrap()
+        };
+        let hermes = "{% if tools %}<tools>{{ tools | tojson }}</tools>{% endif %}\
+                      {% for m in messages %}{{ m.content }}{% endfor %}<tool_call>";
+        assert_eq!(new(Some(hermes)).tool_format(), ToolFormat::Hermes);
+        // Naming a marker is not enough: the template must read `tools`.
+        let ignores = "{% for m in messages %}{{ m.content }}{% endfor %}<tool_call>";
+        assert_eq!(new(Some(ignores)).tool_format(), ToolFormat::Generic);
+        assert_eq!(new(None).tool_format(), ToolFormat::Generic);
+        // A Mistral template refuses ids other than 9 letters and digits: ours are mapped.
+        let mistral = "{% if tools %}[AVAILABLE_TOOLS]{% endif %}{% for m in messages %}\
+            {% for c in m.tool_calls or [] %}{% if c.id | length != 9 %}\
+            {{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}\
+            {% endif %}[TOOL_CALLS]{{ c.function.arguments | tojson }}{% endfor %}\
+            {% if m.role == 'tool' %}[TOOL_RESULTS]{{ m.tool_call_id }}{% endif %}{% endfor %}";
+        let t = new(Some(mistral));
+        assert_eq!(t.tool_format(), ToolFormat::MistralNemo);
+        let call: crate::api::ToolCall =
+            serde_json::from_value(json!({"id": "call_0123456789abcdef01234567",
+            "type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}))
+            .unwrap();
+        let text = t
+            .render(&[
+                ChatMessage::user("x"),
+                ChatMessage::assistant_tool_calls(vec![call]),
+                ChatMessage::tool("call_0123456789abcdef01234567", "2"),
+            ])
+            .unwrap();
+        assert!(
+            text.starts_with("[TOOL_CALLS]{\"a\":1}[TOOL_RESULTS]"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_template_that_never_ends_fails_the_request() {
         let src =
             "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";

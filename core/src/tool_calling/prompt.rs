@@ -16,8 +16,30 @@ fn arguments_value(arguments: &str) -> Value {
     }
 }
 
+/// A call id as the format's templates accept it: Mistral's refuse any id but 9 letters and
+/// digits, so other ids are mapped to such an id (the same for a call and its result).
+fn template_call_id(id: &str, format: ToolFormat) -> String {
+    let fits = id.len() == 9 && id.chars().all(|c| c.is_ascii_alphanumeric());
+    if format != ToolFormat::MistralNemo || fits {
+        return id.to_owned();
+    }
+    // FNV-1a: stable across runs, so a cached prompt prefix stays the same.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    (0..9)
+        .map(|_| {
+            let c = ALPHABET[(hash % 62) as usize] as char;
+            hash /= 62;
+            c
+        })
+        .collect()
+}
+
 /// One message for the template: `content` always a string, absent fields left out.
-fn base_message(m: &ChatMessage) -> Map<String, Value> {
+fn base_message(m: &ChatMessage, format: ToolFormat) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("role".into(), json!(m.role.as_str()));
     out.insert("content".into(), json!(m.text()));
@@ -25,15 +47,15 @@ fn base_message(m: &ChatMessage) -> Map<String, Value> {
         out.insert("name".into(), json!(name));
     }
     if let Some(id) = &m.tool_call_id {
-        out.insert("tool_call_id".into(), json!(id));
+        out.insert("tool_call_id".into(), json!(template_call_id(id, format)));
     }
     out
 }
 
 /// A call as native templates read it.
-fn native_call(call: &ToolCall) -> Value {
+fn native_call(call: &ToolCall, format: ToolFormat) -> Value {
     json!({
-        "id": call.id,
+        "id": template_call_id(&call.id, format),
         "type": "function",
         "function": {"name": call.function.name, "arguments": arguments_value(&call.function.arguments)},
     })
@@ -59,12 +81,12 @@ pub(crate) fn template_messages(messages: &[ChatMessage], format: ToolFormat) ->
     messages
         .iter()
         .map(|m| {
-            let mut out = base_message(m);
+            let mut out = base_message(m, format);
             match (&m.tool_calls, format.is_native()) {
                 (Some(calls), true) if !calls.is_empty() => {
                     out.insert(
                         "tool_calls".into(),
-                        Value::Array(calls.iter().map(native_call).collect()),
+                        Value::Array(calls.iter().map(|c| native_call(c, format)).collect()),
                     );
                 }
                 (Some(calls), false) if !calls.is_empty() => {
@@ -196,6 +218,25 @@ mod tests {
         );
         assert_eq!(out[2]["role"], "tool");
         assert_eq!(out[2]["tool_call_id"], "call_1");
+    }
+
+    #[test]
+    fn mistral_templates_get_nine_character_ids() {
+        let msgs = [
+            ChatMessage::user("Weather?"),
+            ChatMessage::assistant_tool_calls(vec![call()]),
+            ChatMessage::tool("call_1", "sunny"),
+        ];
+        let out = template_messages(&msgs, ToolFormat::MistralNemo);
+        let id = out[1]["tool_calls"][0]["id"].as_str().unwrap();
+        assert_eq!(id.len(), 9);
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(out[2]["tool_call_id"], id);
+        assert_eq!(
+            template_call_id("a1b2c3d4e", ToolFormat::MistralNemo),
+            "a1b2c3d4e"
+        );
+        assert_eq!(template_call_id("call_1", ToolFormat::Hermes), "call_1");
     }
 
     #[test]
