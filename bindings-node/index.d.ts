@@ -50,6 +50,16 @@ declare namespace OpenAI {
   /** The body of `chat.completions.create`; unknown fields are refused, as OpenAI refuses them. */
   export type ChatCompletionCreateParamsBase = RequestOf<'chat.completions.create'>
   export type ChatCompletionStreamOptions = Wire.StreamOptions
+  /** A function the model may call (`tools[i]`). */
+  export type ChatCompletionTool = Wire.Tool
+  export type FunctionDefinition = Wire.FunctionDefinition
+  /** `none`, `auto`, `required`, or `{type: 'function', function: {name}}`. */
+  export type ChatCompletionToolChoiceOption = Wire.ToolChoice
+  export type ChatCompletionNamedToolChoice = Wire.NamedToolChoice
+  /** A call the assistant made; `function.arguments` is a JSON text. */
+  export type ChatCompletionMessageToolCall = Wire.ToolCall
+  /** A streamed piece of a tool call. */
+  export type ChatCompletionChunkToolCall = Wire.ToolCallDelta
 
   export interface ChatCompletionCreateParamsNonStreaming extends ChatCompletionCreateParamsBase {
     stream?: false | null

@@ -18,8 +18,11 @@ export interface Operations {
 
 /** The assistant's reply in a [`Choice`]. */
 export interface AssistantMessage {
+  /** The text; null when the answer is only tool calls. */
   content?: string | null
   role: Role
+  /** The calls the model made, when it made any. */
+  tool_calls?: ToolCall[] | null
 }
 
 /** The base model, read from the GGUF metadata. */
@@ -89,6 +92,7 @@ export interface ChatCompletionRequest {
   /** The service's access name, e.g. `u-8105f7322477/test`. */
   model: string
   n?: number | null
+  /** Whether one answer may make several calls (default true). */
   parallel_tool_calls?: boolean | null
   prediction?: unknown
   presence_penalty?: number | null
@@ -110,8 +114,10 @@ export interface ChatCompletionRequest {
   stream?: boolean | null
   stream_options?: StreamOptions | null
   temperature?: number | null
-  tool_choice?: unknown
-  tools?: unknown
+  /** `none`, `auto` (the default with tools), `required`, or one named function. */
+  tool_choice?: ToolChoice | null
+  /** Functions the model may call. */
+  tools?: Tool[] | null
   /** llama.cpp extra: keep only the k most likely tokens (0 disables). */
   top_k?: number | null
   /** With `logprobs`: also the 0 to 20 most likely tokens at each position. */
@@ -127,9 +133,10 @@ export interface ChatMessage {
   content?: MessageContent | null
   name?: string | null
   role: Role
+  /** On a `tool` message: the call this result answers. */
   tool_call_id?: string | null
-  /** Accepted so tool-using conversations deserialize; handed to the chat template as-is. */
-  tool_calls?: unknown
+  /** The calls an assistant turn made; rendered back into the prompt. */
+  tool_calls?: ToolCall[] | null
 }
 
 /** One generated answer. */
@@ -246,6 +253,7 @@ export interface ContentPart {
 export interface Delta {
   content?: string | null
   role?: Role | null
+  tool_calls?: ToolCallDelta[] | null
 }
 
 /** One entry of the response's `data`. */
@@ -321,7 +329,36 @@ export interface ErrorEnvelope {
 }
 
 /** Why a choice stopped. */
-export type FinishReason = "stop" | "length"
+export type FinishReason = "stop" | "length" | "tool_calls"
+
+/** The function a [`ToolCall`] calls. */
+export interface FunctionCall {
+  /** The arguments as a JSON text. */
+  arguments: string
+  name: string
+}
+
+/** The function part of a [`ToolCallDelta`]. */
+export interface FunctionCallDelta {
+  arguments?: string | null
+  name?: string | null
+}
+
+/** A function's name, what it does, and the JSON Schema of its arguments. */
+export interface FunctionDefinition {
+  description?: string | null
+  /** `^[a-zA-Z0-9_-]{1,64}$`. */
+  name: string
+  /** A JSON Schema object; absent means no arguments (`{}`). */
+  parameters?: unknown
+  /** Accepted as OpenAI defines it: the grammar enforces the schema either way. */
+  strict?: boolean | null
+}
+
+/** A function named by a [`NamedToolChoice`]. */
+export interface FunctionName {
+  name: string
+}
 
 /** The schema of a `json_schema` response format. */
 export interface JsonSchemaFormat {
@@ -355,6 +392,12 @@ export interface ModelList {
 /** `models.retrieve`: one model by id (a service's access name). */
 export interface ModelRetrieveRequest {
   model: string
+}
+
+/** `{"type": "function", "function": {"name": ...}}`: call this tool. */
+export interface NamedToolChoice {
+  function: FunctionName
+  type: ToolKind
 }
 
 /** The body of an operation that takes no parameters (`models.list`, `services.list`). */
@@ -467,6 +510,40 @@ export interface TokenLogprob {
   token: string
   top_logprobs: TopLogprob[]
 }
+
+/** One tool the model may call (`tools[i]`). */
+export interface Tool {
+  function: FunctionDefinition
+  type: ToolKind
+}
+
+/** A call the assistant made (`message.tool_calls[i]`). */
+export interface ToolCall {
+  function: FunctionCall
+  /** `call_…`; a `tool` message answers it by this id. */
+  id: string
+  type: ToolKind
+}
+
+/**
+ * A streamed piece of a tool call: the first carries `id`, `type`, `function.name` and
+ * `function.arguments: ""`; later ones carry argument fragments.
+ */
+export interface ToolCallDelta {
+  function?: FunctionCallDelta | null
+  id?: string | null
+  index: number
+  type?: ToolKind | null
+}
+
+/** `tool_choice`: whether, and which, tool the model must call. */
+export type ToolChoice = ToolChoiceMode | NamedToolChoice
+
+/** `none` (never call), `auto` (the model decides) or `required` (at least one call). */
+export type ToolChoiceMode = "none" | "auto" | "required"
+
+/** The kind of a tool: only functions exist. */
+export type ToolKind = "function"
 
 /** One of the most likely tokens at a position. */
 export interface TopLogprob {

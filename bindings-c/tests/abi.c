@@ -359,6 +359,52 @@ static void test_structured(ms_registry *registry) {
     CHECK(response == NULL);
 }
 
+/* A tool call through ms_call (a named tool_choice: one call, finish "stop"), then its result
+ * sent back in a `tool` message, answered in text. */
+#define TIME_TOOL                                                                         \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_time\","                 \
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"zone\":{\"type\":\"string\","          \
+    "\"maxLength\":8}},\"required\":[\"zone\"]}}}]"
+static void test_tool_round_trip(ms_registry *registry) {
+    const char *request =
+        "{\"model\":\"" ACCESS_NAME "\"," MESSAGES("What time is it in Paris?") "," TIME_TOOL ","
+        "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}},"
+        "\"max_tokens\":40,\"temperature\":0}";
+    char *out = NULL;
+    CHECK_STATUS(ms_call(registry, "chat.completions.create", request, &out), MS_STATUS_OK);
+    printf("tool call: %s\n", out ? out : "(none)");
+    CHECK(contains(out, "\"content\":null,\"tool_calls\":[{\"id\":\"call_"));
+    CHECK(contains(out, "\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"arguments\":\"{\\\"zone\\\":"));
+    CHECK(contains(out, "\"finish_reason\":\"stop\""));
+    char id[64] = "";
+    const char *at = out ? strstr(out, "\"id\":\"call_") : NULL;
+    if (at) {
+        at += strlen("\"id\":\"");
+        size_t n = strcspn(at, "\"");
+        if (n < sizeof id) {
+            memcpy(id, at, n);
+            id[n] = '\0';
+        }
+    }
+    CHECK(strlen(id) == 29);
+    ms_string_free(out);
+
+    char answer_request[2048];
+    snprintf(answer_request, sizeof answer_request,
+             "{\"model\":\"" ACCESS_NAME "\",\"messages\":["
+             "{\"role\":\"user\",\"content\":\"What time is it in Paris?\"},"
+             "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"%s\",\"type\":\"function\","
+             "\"function\":{\"name\":\"get_time\",\"arguments\":\"{\\\"zone\\\":\\\"CET\\\"}\"}}]},"
+             "{\"role\":\"tool\",\"tool_call_id\":\"%s\",\"content\":\"14:05\"}],"
+             TIME_TOOL ",\"tool_choice\":\"none\",\"max_tokens\":16,\"temperature\":0}",
+             id, id);
+    out = NULL;
+    CHECK_STATUS(ms_call(registry, "chat.completions.create", answer_request, &out), MS_STATUS_OK);
+    printf("tool result answered: %s\n", out ? out : "(none)");
+    CHECK(contains(out, "\"content\":\"") && !contains(out, "\"tool_calls\""));
+    ms_string_free(out);
+}
+
 /* Reads a whole stream, with ms_stream_next or by polling ms_stream_next_timeout; returns how
  * many times the poll timed out. */
 static int read_stream(ms_registry *registry, int poll, char *text, size_t cap) {
@@ -806,6 +852,8 @@ int main(int argc, char **argv) {
         test_stream_to_the_end(registry);
         part("structured output");
         test_structured(registry);
+        part("tool round trip");
+        test_tool_round_trip(registry);
     }
     part("early-freed streams");
     long tokens_before = test_early_free(registry);

@@ -21,6 +21,17 @@ async function main(modelPath: string): Promise<void> {
   // `content` is optional in the wire schema (derived for deserializing); the engine always sends it.
   const content: string | null = completion.choices[0].message.content ?? null
   const total: number = completion.usage.total_tokens
+  // Tool calling types, as the SDK names them.
+  const tool: OpenAI.ChatCompletionTool = {
+    type: 'function',
+    function: { name: 'get_time', parameters: { type: 'object', properties: {} } },
+  }
+  const toolChoice: OpenAI.ChatCompletionToolChoiceOption = { type: 'function', function: { name: 'get_time' } }
+  const toolParams: OpenAI.ChatCompletionCreateParamsNonStreaming = { ...params, tools: [tool], tool_choice: toolChoice }
+  const calls: OpenAI.ChatCompletionMessageToolCall[] = completion.choices[0].message.tool_calls ?? []
+  const callNames: string[] = calls.map((c) => c.function.name)
+  void toolParams
+  void callNames
 
   const controller = new AbortController()
   const stream = await openai.chat.completions.create(

@@ -137,7 +137,7 @@ def test_parameters_and_messages_round_trip(client: OpenAI) -> None:
         repeat_penalty=1.1,
         max_completion_tokens=16,
         user="someone",
-        tools=[],  # accepted and ignored, as code written for the SDK may pass them
+        tools=[],  # an empty list is no tools, as code written for the SDK may pass it
         response_format={"type": "text"},
         logprobs=NOT_GIVEN,
     )

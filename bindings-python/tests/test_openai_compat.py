@@ -21,6 +21,12 @@ from openai.types.chat.chat_completion import Choice as SdkChoice
 from openai.types.chat.chat_completion_chunk import Choice as SdkChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta as SdkDelta
 from openai.types.completion_choice import Logprobs as SdkTextLogprobs
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall as SdkDeltaToolCall
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCallFunction as SdkDeltaToolCallFunction
+from openai.types.chat.chat_completion_message_function_tool_call import (
+    ChatCompletionMessageFunctionToolCall as SdkToolCall,
+)
+from openai.types.chat.chat_completion_message_function_tool_call import Function as SdkFunction
 
 
 def test_completion_validates_as_the_sdk_type(client: OpenAI) -> None:
@@ -75,6 +81,10 @@ PAIRS = [
     (types.Completion, SdkTextCompletion),
     (types.CompletionChoice, SdkTextChoice),
     (types.Logprobs, SdkTextLogprobs),
+    (types.ChatCompletionMessageToolCall, SdkToolCall),
+    (types.Function, SdkFunction),
+    (types.ChoiceDeltaToolCall, SdkDeltaToolCall),
+    (types.ChoiceDeltaToolCallFunction, SdkDeltaToolCallFunction),
 ]
 
 

@@ -14,3 +14,8 @@ pub(crate) fn completion_id() -> String {
 pub(crate) fn text_completion_id() -> String {
     format!("cmpl-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// A new tool call ID, as OpenAI's `call_` and 24 letters and digits.
+pub(crate) fn tool_call_id() -> String {
+    format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24])
+}

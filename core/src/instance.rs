@@ -51,6 +51,8 @@ pub(crate) struct Job {
     pub max_tokens: u32,
     pub stop: Vec<String>,
     pub events: UnboundedSender<Event>,
+    /// Control tokens rendered as text (tool-call markers, while tools are active).
+    pub visible_tokens: Vec<LlamaToken>,
 }
 
 /// Counters shared by a service's instances.
@@ -520,7 +522,8 @@ impl<'m> Worker<'m> {
             return Some(Self::end(active, FinishReason::Stop));
         }
         active.generated += 1;
-        let bytes = vocab.token_to_piece(token, false, None);
+        let special = active.job.visible_tokens.contains(&token);
+        let bytes = vocab.token_to_piece(token, special, None);
         let text = active.decoder.push(&bytes);
         if let (Some(pending), Some(logits), Some(top)) = (active.logprobs.as_mut(), logits, top) {
             let piece = |t: i32| vocab.token_to_piece(LlamaToken(t), false, None);

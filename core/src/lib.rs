@@ -48,6 +48,7 @@ mod service;
 mod stop;
 mod stream;
 mod template;
+mod tool_calling;
 pub mod wait;
 
 pub use api::*;

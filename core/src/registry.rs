@@ -172,7 +172,8 @@ impl Registry {
                 .unwrap_or(false),
             request.logprobs_wanted().is_some(),
             receivers,
-        ))
+        )
+        .with_tools(prepared.tool_reading.as_ref()))
     }
 
     /// Starts a legacy text completion and returns its stream of chunks. Every prompt is

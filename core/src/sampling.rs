@@ -12,6 +12,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use crate::api::ChatCompletionRequest;
 use crate::error::{Error, Result};
+use crate::tool_calling::ToolGrammar;
 
 /// The values used when a request leaves a parameter out.
 pub mod defaults {
@@ -45,6 +46,8 @@ pub(crate) struct SamplingParams {
     pub grammar: Option<Arc<str>>,
     /// Alternatives per token when log probabilities are asked for (`top_logprobs`).
     pub logprobs: Option<u32>,
+    /// The grammar of tool calls (replaces `grammar`; lazy under `tool_choice: "auto"`).
+    pub tool_grammar: Option<ToolGrammar>,
 }
 
 impl SamplingParams {
@@ -72,18 +75,21 @@ impl SamplingParams {
                 .collect(),
             grammar: None,
             logprobs: req.logprobs_wanted(),
+            tool_grammar: None,
         }
     }
 
     /// The request's sampler: the chain, and the grammar when the answer is constrained.
     pub(crate) fn build(&self, model: &LlamaModel) -> Result<Sampler> {
-        let grammar = match &self.grammar {
-            Some(gbnf) => Some(compile_grammar(model, gbnf)?),
-            None => None,
+        let (grammar, constraint) = match (&self.tool_grammar, &self.grammar) {
+            (Some(tools), _) => (Some(tools.compile(model)?), "tools"),
+            (None, Some(gbnf)) => (Some(compile_grammar(model, gbnf)?), "response_format"),
+            (None, None) => (None, "response_format"),
         };
         Ok(Sampler {
             chain: self.chain(model),
             grammar,
+            constraint,
         })
     }
 
@@ -150,6 +156,8 @@ pub(crate) fn compile_grammar(model: &LlamaModel, gbnf: &str) -> Result<LlamaSam
 pub(crate) struct Sampler {
     chain: LlamaSampler,
     grammar: Option<LlamaSampler>,
+    /// The parameter the grammar comes from, named when it cannot be satisfied.
+    constraint: &'static str,
 }
 
 impl Sampler {
@@ -172,10 +180,16 @@ impl Sampler {
                 .selected_token()
                 .filter(|&t| grammar_allows(grammar, t));
         }
+        let constraint = self.constraint;
         let unsatisfiable = || {
+            let what = if constraint == "tools" {
+                "The tool-call format"
+            } else {
+                "The response format"
+            };
             Error::invalid(
-                "response_format",
-                "The response format cannot be satisfied with these sampling parameters: no token the model may emit continues it.",
+                constraint,
+                format!("{what} cannot be satisfied with these sampling parameters: no token the model may emit continues it."),
             )
         };
         let token = token.ok_or_else(unsatisfiable)?;

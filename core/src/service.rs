@@ -30,6 +30,7 @@ use crate::limits::{check_kv_memory, KvRequest, MAX_INSTANCES};
 use crate::pool::Pool;
 use crate::sampling::SamplingParams;
 use crate::template::ChatTemplate;
+use crate::tool_calling::{marker_token, template_input, tool_grammar, ToolGrammar, ToolReading};
 
 pub(crate) struct Service {
     id: String,
@@ -103,6 +104,11 @@ pub(crate) struct Prepared {
     pub max_tokens: u32,
     /// The grammar the answer must follow (`response_format`).
     pub grammar: Option<Arc<str>>,
+    /// The grammar of tool calls, and how they are read from the answer (tools in use).
+    pub tool_grammar: Option<ToolGrammar>,
+    pub tool_reading: Option<ToolReading>,
+    /// The tool-call marker's token, kept visible to the parser.
+    pub visible_tokens: Vec<LlamaToken>,
 }
 
 impl Service {
@@ -378,8 +384,10 @@ impl Service {
     /// Renders, tokenizes and checks a request against the context.
     pub(crate) fn prepare(&self, req: &ChatCompletionRequest) -> Result<Prepared> {
         self.expect_kind(ServiceKind::Chat)?;
+        let format = self.template.tool_format();
         let messages = with_format_guidance(&req.messages, req.response_format.as_ref());
-        let text = self.template.render(&messages)?;
+        let (messages, tools) = template_input(req, &messages, format);
+        let text = self.template.render_values(&messages, tools.as_deref())?;
         guards::prompt_text_fits(text.len(), self.slot_context, self.max_token_bytes)?;
         let prompt = self.tokenize(&text);
         guards::prompt_not_empty(prompt.len())?;
@@ -400,10 +408,19 @@ impl Service {
             .and_then(|f| f.schema_json())
             .map(|schema| self.grammars.grammar_for(&self.model, &schema))
             .transpose()?;
+        let tool_grammar = tool_grammar(req, format, &self.model, &self.grammars)?;
+        let tool_reading = ToolReading::for_request(req, format);
+        let visible_tokens = match (&tool_reading, format.marker()) {
+            (Some(_), Some(marker)) => marker_token(&self.model, marker).into_iter().collect(),
+            _ => Vec::new(),
+        };
         Ok(Prepared {
             max_tokens,
             prompt: prompt.into(),
             grammar,
+            tool_grammar,
+            tool_reading,
+            visible_tokens,
         })
     }
 
@@ -475,11 +492,13 @@ impl Service {
                 prompt: prepared.prompt.clone(),
                 sampling: SamplingParams {
                     grammar: prepared.grammar.clone(),
+                    tool_grammar: prepared.tool_grammar.clone(),
                     ..SamplingParams::from_request(req, index)
                 },
                 max_tokens: prepared.max_tokens,
                 stop: req.stop_sequences(),
                 events: tx,
+                visible_tokens: prepared.visible_tokens.clone(),
             })?;
             receivers.push(rx);
         }

@@ -10,14 +10,20 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::api::{
     AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChoiceLogprobs, ChunkChoice,
-    Delta, FinishReason, Role, Usage,
+    Delta, FinishReason, FunctionCall, FunctionCallDelta, Role, ToolCall, ToolCallDelta, ToolKind,
+    Usage,
 };
 use crate::error::{Error, Result};
 use crate::instance::Event;
+use crate::tool_calling::{Parsed, ToolParser, ToolReading};
 
 struct ChoiceStream {
     events: UnboundedReceiver<Event>,
     finished: bool,
+    /// Reads tool calls out of the text, when the request offers tools.
+    tools: Option<ToolParser>,
+    /// Calls emitted so far.
+    calls: u32,
 }
 
 /// The chunks of one chat completion. Implements [`futures_core::Stream`]; also usable from
@@ -34,6 +40,8 @@ pub struct ChatCompletionStream {
     choices: Vec<ChoiceStream>,
     ready: VecDeque<ChatCompletionChunk>,
     done: bool,
+    /// A named `tool_choice`: a call then finishes with `stop`, as OpenAI reports it.
+    named_tool: bool,
 }
 
 impl std::fmt::Debug for ChatCompletionStream {
@@ -68,21 +76,81 @@ impl ChatCompletionStream {
                 .map(|events| ChoiceStream {
                     events,
                     finished: false,
+                    tools: None,
+                    calls: 0,
                 })
                 .collect(),
             ready: VecDeque::new(),
             done: false,
+            named_tool: false,
         };
         // As OpenAI does, every choice opens with a delta that carries the role.
         for index in 0..stream.choices.len() as u32 {
             let delta = Delta {
                 role: Some(Role::Assistant),
                 content: Some(String::new()),
+                ..Delta::default()
             };
             let chunk = stream.chunk(index, delta, None);
             stream.ready.push_back(chunk);
         }
         stream
+    }
+
+    /// Reads each choice's text for tool calls (a request with tools in use).
+    pub(crate) fn with_tools(mut self, reading: Option<&ToolReading>) -> Self {
+        if let Some(reading) = reading {
+            for choice in &mut self.choices {
+                choice.tools = Some(reading.parser());
+            }
+            self.named_tool = reading.named;
+        }
+        self
+    }
+
+    /// Queues the chunks of parsed text: content deltas, and for each call a delta that opens
+    /// it (id, type, name, empty arguments) and one with its arguments.
+    fn emit_parsed(&mut self, index: u32, parsed: Vec<Parsed>) {
+        for item in parsed {
+            let delta = match item {
+                Parsed::Content(text) => Delta {
+                    content: Some(text),
+                    ..Delta::default()
+                },
+                Parsed::Call(call) => {
+                    let choice = &mut self.choices[index as usize];
+                    let call_index = choice.calls;
+                    choice.calls += 1;
+                    let open = Delta {
+                        tool_calls: Some(vec![ToolCallDelta {
+                            index: call_index,
+                            id: Some(crate::ids::tool_call_id()),
+                            kind: Some(ToolKind::Function),
+                            function: Some(FunctionCallDelta {
+                                name: Some(call.name),
+                                arguments: Some(String::new()),
+                            }),
+                        }]),
+                        ..Delta::default()
+                    };
+                    let chunk = self.chunk(index, open, None);
+                    self.ready.push_back(chunk);
+                    Delta {
+                        tool_calls: Some(vec![ToolCallDelta {
+                            index: call_index,
+                            function: Some(FunctionCallDelta {
+                                name: None,
+                                arguments: Some(call.arguments),
+                            }),
+                            ..ToolCallDelta::default()
+                        }]),
+                        ..Delta::default()
+                    }
+                }
+            };
+            let chunk = self.chunk(index, delta, None);
+            self.ready.push_back(chunk);
+        }
     }
 
     /// The completion's ID (`chatcmpl-...`), shared by all its chunks.
@@ -174,11 +242,16 @@ impl ChatCompletionStream {
     fn on_event(&mut self, index: u32, event: Option<Event>) -> Result<()> {
         match event {
             Some(Event::Text { text, logprobs }) => {
+                if let Some(parser) = self.choices[index as usize].tools.as_mut() {
+                    let parsed = parser.push(&text);
+                    self.emit_parsed(index, parsed);
+                    return Ok(());
+                }
                 let mut chunk = self.chunk(
                     index,
                     Delta {
-                        role: None,
                         content: Some(text),
+                        ..Delta::default()
                     },
                     None,
                 );
@@ -195,8 +268,16 @@ impl ChatCompletionStream {
                 finish,
                 completion_tokens,
             }) => {
-                self.choices[index as usize].finished = true;
+                let choice = &mut self.choices[index as usize];
+                choice.finished = true;
+                let rest = choice.tools.as_mut().map(ToolParser::finish);
+                self.emit_parsed(index, rest.unwrap_or_default());
                 self.completion_tokens += completion_tokens;
+                let called = self.choices[index as usize].calls > 0;
+                let finish = match finish {
+                    FinishReason::Stop if called && !self.named_tool => FinishReason::ToolCalls,
+                    other => other,
+                };
                 let chunk = self.chunk(index, Delta::default(), Some(finish));
                 self.ready.push_back(chunk);
                 Ok(())
@@ -253,6 +334,8 @@ impl futures_core::Stream for ChatCompletionStream {
 /// Builds a [`ChatCompletion`] from chunks, so streamed and whole answers are the same text.
 struct Gather {
     content: Vec<String>,
+    /// Each choice's tool calls, built from their deltas.
+    calls: Vec<Vec<ToolCall>>,
     finish: Vec<FinishReason>,
     /// Each choice's log probabilities, when asked for.
     logprobs: Vec<Option<ChoiceLogprobs>>,
@@ -262,6 +345,7 @@ impl Gather {
     fn new(n: usize, logprobs: bool) -> Self {
         Gather {
             content: vec![String::new(); n],
+            calls: vec![Vec::new(); n],
             finish: vec![FinishReason::Stop; n],
             logprobs: vec![logprobs.then(ChoiceLogprobs::empty); n],
         }
@@ -272,6 +356,25 @@ impl Gather {
             let i = c.index as usize;
             if let Some(text) = c.delta.content {
                 self.content[i].push_str(&text);
+            }
+            for delta in c.delta.tool_calls.into_iter().flatten() {
+                let function = delta.function.unwrap_or_default();
+                let fragment = function.arguments.unwrap_or_default();
+                match delta.id {
+                    Some(id) => self.calls[i].push(ToolCall {
+                        id,
+                        kind: ToolKind::Function,
+                        function: FunctionCall {
+                            name: function.name.unwrap_or_default(),
+                            arguments: fragment,
+                        },
+                    }),
+                    None => {
+                        if let Some(call) = self.calls[i].get_mut(delta.index as usize) {
+                            call.function.arguments.push_str(&fragment);
+                        }
+                    }
+                }
             }
             if let (
                 Some(all),
@@ -297,18 +400,23 @@ impl Gather {
             choices: self
                 .content
                 .into_iter()
+                .zip(self.calls)
                 .zip(self.finish)
                 .zip(self.logprobs)
                 .enumerate()
-                .map(|(i, ((content, finish_reason), logprobs))| Choice {
-                    index: i as u32,
-                    message: AssistantMessage {
-                        role: Role::Assistant,
-                        content: Some(content),
+                .map(
+                    |(i, (((content, calls), finish_reason), logprobs))| Choice {
+                        index: i as u32,
+                        message: AssistantMessage {
+                            role: Role::Assistant,
+                            // OpenAI sends null content beside calls.
+                            content: (!content.is_empty() || calls.is_empty()).then_some(content),
+                            tool_calls: (!calls.is_empty()).then_some(calls),
+                        },
+                        finish_reason,
+                        logprobs,
                     },
-                    finish_reason,
-                    logprobs,
-                })
+                )
                 .collect(),
             usage: Usage::new(stream.prompt_tokens, stream.completion_tokens),
         }

@@ -2,10 +2,10 @@
 //! the Hugging Face conventions, a per-service override, and a fallback for files without one.
 
 use minijinja::{context, Environment, ErrorKind};
-use serde::Serialize;
+use serde_json::{json, Value};
 
-use crate::api::ChatMessage;
 use crate::error::{Error, Result};
+use crate::tool_calling::ToolFormat;
 
 /// ChatML, the fallback for models that carry no template.
 const CHATML: &str = "{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{% endfor %}\
@@ -29,19 +29,8 @@ pub(crate) struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
     eos_token: String,
-}
-
-/// A message as templates see it: `content` is always a string.
-#[derive(Serialize)]
-struct TemplateMessage<'a> {
-    role: &'a str,
-    content: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<&'a serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_call_id: Option<&'a str>,
+    /// How the model writes tool calls, read from the template.
+    tool_format: ToolFormat,
 }
 
 impl ChatTemplate {
@@ -74,35 +63,64 @@ impl ChatTemplate {
             let _ = fmt;
             String::new()
         });
-        env.add_template_owned("chat", source).map_err(|e| {
-            Error::invalid(
-                "chat_template",
-                format!("The chat template does not compile: {e}"),
-            )
-        })?;
-        Ok(ChatTemplate {
+        env.add_template_owned("chat", source.clone())
+            .map_err(|e| {
+                Error::invalid(
+                    "chat_template",
+                    format!("The chat template does not compile: {e}"),
+                )
+            })?;
+        let mut template = ChatTemplate {
             env,
             bos_token,
             eos_token,
-        })
+            tool_format: ToolFormat::Generic,
+        };
+        template.tool_format = template.detect_tool_format(&source);
+        Ok(template)
+    }
+
+    /// The family the source names, if rendering a sample tool shows the template reads
+    /// `tools` (else the generic fallback).
+    fn detect_tool_format(&self, source: &str) -> ToolFormat {
+        let family = ToolFormat::sniff(source);
+        if family == ToolFormat::Generic {
+            return family;
+        }
+        let messages = [json!({"role": "user", "content": "x"})];
+        let tool = json!({"type": "function", "function": {"name": "tool_format_probe", "parameters": {"type": "object", "properties": {}}}});
+        let with = self.render_values(&messages, Some(&[tool]));
+        let without = self.render_values(&messages, None);
+        match (with, without) {
+            (Ok(with), Ok(without)) if with != without => family,
+            _ => ToolFormat::Generic,
+        }
+    }
+
+    /// How the model writes tool calls.
+    pub(crate) fn tool_format(&self) -> ToolFormat {
+        self.tool_format
     }
 
     /// Renders the conversation, ending with the assistant's turn opened.
-    pub(crate) fn render(&self, messages: &[ChatMessage]) -> Result<String> {
-        let messages: Vec<TemplateMessage<'_>> = messages
-            .iter()
-            .map(|m| TemplateMessage {
-                role: m.role.as_str(),
-                content: m.text(),
-                name: m.name.as_deref(),
-                tool_calls: m.tool_calls.as_ref(),
-                tool_call_id: m.tool_call_id.as_deref(),
-            })
-            .collect();
+    #[cfg(test)]
+    pub(crate) fn render(&self, messages: &[crate::api::ChatMessage]) -> Result<String> {
+        let messages = crate::tool_calling::template_messages(messages, self.tool_format);
+        self.render_values(&messages, None)
+    }
+
+    /// Renders messages already in the template's shape (`crate::tool_calling::template_input`), with
+    /// `tools` when the template is to offer them.
+    pub(crate) fn render_values(
+        &self,
+        messages: &[Value],
+        tools: Option<&[Value]>,
+    ) -> Result<String> {
         let template = self.env.get_template("chat").map_err(Error::internal)?;
         template
             .render(context! {
                 messages => messages,
+                tools => tools,
                 add_generation_prompt => true,
                 bos_token => self.bos_token,
                 eos_token => self.eos_token,
@@ -159,6 +177,43 @@ mod tests {
         let err = t.render(&[ChatMessage::assistant("y")]).unwrap_err();
         assert!(err.to_string().contains("first must be user"), "{err}");
         assert_eq!(err.param(), Some("messages"));
+    }
+
+    #[test]
+    fn tool_format_is_read_from_the_template() {
+        let new = |src: Option<&str>| {
+            ChatTemplate::new(src, None, "llama", String::new(), String::new()).unwrap()
+        };
+        let hermes = "{% if tools %}<tools>{{ tools | tojson }}</tools>{% endif %}\
+                      {% for m in messages %}{{ m.content }}{% endfor %}<tool_call>";
+        assert_eq!(new(Some(hermes)).tool_format(), ToolFormat::Hermes);
+        // Naming a marker is not enough: the template must read `tools`.
+        let ignores = "{% for m in messages %}{{ m.content }}{% endfor %}<tool_call>";
+        assert_eq!(new(Some(ignores)).tool_format(), ToolFormat::Generic);
+        assert_eq!(new(None).tool_format(), ToolFormat::Generic);
+        // A Mistral template refuses ids other than 9 letters and digits: ours are mapped.
+        let mistral = "{% if tools %}[AVAILABLE_TOOLS]{% endif %}{% for m in messages %}\
+            {% for c in m.tool_calls or [] %}{% if c.id | length != 9 %}\
+            {{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}\
+            {% endif %}[TOOL_CALLS]{{ c.function.arguments | tojson }}{% endfor %}\
+            {% if m.role == 'tool' %}[TOOL_RESULTS]{{ m.tool_call_id }}{% endif %}{% endfor %}";
+        let t = new(Some(mistral));
+        assert_eq!(t.tool_format(), ToolFormat::MistralNemo);
+        let call: crate::api::ToolCall =
+            serde_json::from_value(json!({"id": "call_0123456789abcdef01234567",
+            "type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}))
+            .unwrap();
+        let text = t
+            .render(&[
+                ChatMessage::user("x"),
+                ChatMessage::assistant_tool_calls(vec![call]),
+                ChatMessage::tool("call_0123456789abcdef01234567", "2"),
+            ])
+            .unwrap();
+        assert!(
+            text.starts_with("[TOOL_CALLS]{\"a\":1}[TOOL_RESULTS]"),
+            "{text}"
+        );
     }
 
     #[test]

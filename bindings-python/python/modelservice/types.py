@@ -6,6 +6,7 @@ derived by schemars): do not edit; run `make schema` after changing core/src/api
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Optional, TypedDict, Union
 
@@ -19,6 +20,10 @@ __all__ = [
     "ChatCompletionChunk",
     "ChunkChoice",
     "ChoiceDelta",
+    "ChatCompletionMessageToolCall",
+    "Function",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
     "Model",
     "ModelList",
     "Service",
@@ -42,6 +47,10 @@ __all__ = [
     "ServiceSpecParams",
     "EmbeddingCreateParams",
     "CompletionCreateParams",
+    "ChatCompletionToolParam",
+    "FunctionDefinition",
+    "ChatCompletionNamedToolChoiceParam",
+    "ChatCompletionMessageToolCallParam",
     "ChatCompletionCreateParamsNonStreaming",
     "ChatCompletionCreateParamsStreaming",
     "CompletionCreateParamsNonStreaming",
@@ -60,7 +69,7 @@ class TopLogprob(OpenAIObject):
 class ChatCompletionTokenLogprob(OpenAIObject):
     """One output token's log probability and its most likely alternatives."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"top_logprobs": TopLogprob}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"top_logprobs": TopLogprob}
     bytes: Optional[list[int]] = None
     logprob: float
     token: str
@@ -70,7 +79,7 @@ class ChatCompletionTokenLogprob(OpenAIObject):
 class ChoiceLogprobs(OpenAIObject):
     """A choice's log probabilities (`choices[i].logprobs`)."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {
         "content": ChatCompletionTokenLogprob,
         "refusal": ChatCompletionTokenLogprob,
     }
@@ -78,13 +87,30 @@ class ChoiceLogprobs(OpenAIObject):
     refusal: Optional[list[ChatCompletionTokenLogprob]] = None
 
 
+class Function(OpenAIObject):
+    """The function a [`ToolCall`] calls."""
+
+    arguments: str
+    name: str
+
+
+class ChatCompletionMessageToolCall(OpenAIObject):
+    """A call the assistant made (`message.tool_calls[i]`)."""
+
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"function": Function}
+    function: Function
+    id: str
+    type: str
+
+
 class ChatCompletionMessage(OpenAIObject):
     """The assistant's reply in a [`Choice`]."""
 
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"tool_calls": ChatCompletionMessageToolCall}
     content: Optional[str] = None
     role: str
+    tool_calls: Optional[list[ChatCompletionMessageToolCall]] = None
     refusal: Optional[Any] = None
-    tool_calls: Optional[Any] = None
     function_call: Optional[Any] = None
     audio: Optional[Any] = None
     annotations: Optional[Any] = None
@@ -93,7 +119,10 @@ class ChatCompletionMessage(OpenAIObject):
 class Choice(OpenAIObject):
     """One generated answer."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"logprobs": ChoiceLogprobs, "message": ChatCompletionMessage}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {
+        "logprobs": ChoiceLogprobs,
+        "message": ChatCompletionMessage,
+    }
     finish_reason: str
     index: int
     logprobs: Optional[ChoiceLogprobs] = None
@@ -113,7 +142,7 @@ class CompletionUsage(OpenAIObject):
 class ChatCompletion(OpenAIObject):
     """The response of a non-streamed chat completion."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"choices": Choice, "usage": CompletionUsage}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"choices": Choice, "usage": CompletionUsage}
     choices: list[Choice]
     created: int
     id: str
@@ -124,20 +153,40 @@ class ChatCompletion(OpenAIObject):
     service_tier: Optional[Any] = None
 
 
+class ChoiceDeltaToolCallFunction(OpenAIObject):
+    """The function part of a [`ToolCallDelta`]."""
+
+    arguments: Optional[str] = None
+    name: Optional[str] = None
+
+
+class ChoiceDeltaToolCall(OpenAIObject):
+    """A streamed piece of a tool call: the first carries `id`, `type`, `function.name` and
+    `function.arguments: ""`; later ones carry argument fragments.
+    """
+
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"function": ChoiceDeltaToolCallFunction}
+    function: Optional[ChoiceDeltaToolCallFunction] = None
+    id: Optional[str] = None
+    index: int
+    type: Optional[str] = None
+
+
 class ChoiceDelta(OpenAIObject):
     """The incremental message of a [`ChunkChoice`]."""
 
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"tool_calls": ChoiceDeltaToolCall}
     content: Optional[str] = None
     role: Optional[str] = None
+    tool_calls: Optional[list[ChoiceDeltaToolCall]] = None
     refusal: Optional[Any] = None
-    tool_calls: Optional[Any] = None
     function_call: Optional[Any] = None
 
 
 class ChunkChoice(OpenAIObject):
     """One choice's part of a streamed chunk."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"delta": ChoiceDelta, "logprobs": ChoiceLogprobs}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"delta": ChoiceDelta, "logprobs": ChoiceLogprobs}
     delta: ChoiceDelta
     finish_reason: Optional[str] = None
     index: int
@@ -147,7 +196,7 @@ class ChunkChoice(OpenAIObject):
 class ChatCompletionChunk(OpenAIObject):
     """One event of a streamed chat completion (`chat.completion.chunk`)."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"choices": ChunkChoice, "usage": CompletionUsage}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"choices": ChunkChoice, "usage": CompletionUsage}
     choices: list[ChunkChoice]
     created: int
     id: str
@@ -170,7 +219,7 @@ class Model(OpenAIObject):
 class ModelList(ListObject[Model]):
     """The `/v1/models` list."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Model}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"data": Model}
     data: list[Model]
     object: str
 
@@ -209,7 +258,7 @@ class ServiceUsage(OpenAIObject):
 class Service(OpenAIObject):
     """A service as the product page lists it."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {
         "base_model": ServiceBaseModel,
         "stats": EngineStats,
         "usage": ServiceUsage,
@@ -234,7 +283,7 @@ class Service(OpenAIObject):
 class ServiceList(ListObject[Service]):
     """The services, shaped like OpenAI lists (`{"object": "list", "data": [...]}`)."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Service}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"data": Service}
     data: list[Service]
     object: str
 
@@ -257,7 +306,7 @@ class EmbeddingUsage(OpenAIObject):
 class CreateEmbeddingResponse(OpenAIObject):
     """The response of `POST /v1/embeddings`."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"data": Embedding, "usage": EmbeddingUsage}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"data": Embedding, "usage": EmbeddingUsage}
     data: list[Embedding]
     model: str
     object: str
@@ -276,7 +325,7 @@ class Logprobs(OpenAIObject):
 class CompletionChoice(OpenAIObject):
     """One generated text; in a stream, one piece of it."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"logprobs": Logprobs}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"logprobs": Logprobs}
     finish_reason: Optional[str] = None
     index: int
     logprobs: Optional[Logprobs] = None
@@ -286,7 +335,10 @@ class CompletionChoice(OpenAIObject):
 class Completion(OpenAIObject):
     """A text completion (`text_completion`), and each chunk of a streamed one."""
 
-    _nested: ClassVar[Mapping[str, type[OpenAIObject]]] = {"choices": CompletionChoice, "usage": CompletionUsage}
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {
+        "choices": CompletionChoice,
+        "usage": CompletionUsage,
+    }
     choices: list[CompletionChoice]
     created: int
     id: str
@@ -338,8 +390,8 @@ class ChatCompletionCreateParams(_ChatCompletionCreateParamsRequired, total=Fals
     store: Optional[bool]
     stream_options: Optional[ChatCompletionStreamOptionsParam]
     temperature: Optional[float]
-    tool_choice: Any
-    tools: Any
+    tool_choice: Optional[Union[str, ChatCompletionNamedToolChoiceParam]]
+    tools: Optional[Iterable[ChatCompletionToolParam]]
     top_k: Optional[int]
     top_logprobs: Optional[int]
     top_p: Optional[float]
@@ -358,7 +410,7 @@ class ChatCompletionMessageParam(_ChatCompletionMessageParamRequired, total=Fals
     content: Optional[Union[str, Iterable[ChatCompletionContentPartParam]]]
     name: Optional[str]
     tool_call_id: Optional[str]
-    tool_calls: Any
+    tool_calls: Optional[Iterable[ChatCompletionMessageToolCallParam]]
 
 
 class _ChatCompletionContentPartParamRequired(TypedDict):
@@ -440,6 +492,52 @@ class CompletionCreateParams(_CompletionCreateParamsRequired, total=False):
     top_k: Optional[int]
     top_p: Optional[float]
     user: Optional[str]
+
+
+class _ChatCompletionToolParamRequired(TypedDict):
+    function: FunctionDefinition
+    type: str
+
+
+class ChatCompletionToolParam(_ChatCompletionToolParamRequired, total=False):
+    """One tool the model may call (`tools[i]`)."""
+
+    pass
+
+
+class _FunctionDefinitionRequired(TypedDict):
+    name: str
+
+
+class FunctionDefinition(_FunctionDefinitionRequired, total=False):
+    """A function's name, what it does, and the JSON Schema of its arguments."""
+
+    description: Optional[str]
+    parameters: Any
+    strict: Optional[bool]
+
+
+class _ChatCompletionNamedToolChoiceParamRequired(TypedDict):
+    function: Mapping[str, Any]
+    type: str
+
+
+class ChatCompletionNamedToolChoiceParam(_ChatCompletionNamedToolChoiceParamRequired, total=False):
+    """`{"type": "function", "function": {"name": ...}}`: call this tool."""
+
+    pass
+
+
+class _ChatCompletionMessageToolCallParamRequired(TypedDict):
+    function: Mapping[str, Any]
+    id: str
+    type: str
+
+
+class ChatCompletionMessageToolCallParam(_ChatCompletionMessageToolCallParamRequired, total=False):
+    """A call the assistant made (`message.tool_calls[i]`)."""
+
+    pass
 
 
 class ChatCompletionCreateParamsNonStreaming(ChatCompletionCreateParams, total=False):

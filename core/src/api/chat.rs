@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::tools::{Tool, ToolCall, ToolCallDelta, ToolChoice};
 use crate::error::{Error, Result};
 
 /// Who wrote a message.
@@ -80,9 +81,10 @@ pub struct ChatMessage {
     pub content: Option<MessageContent>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Accepted so tool-using conversations deserialize; handed to the chat template as-is.
+    /// The calls an assistant turn made; rendered back into the prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_calls: Option<serde_json::Value>,
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// On a `tool` message: the call this result answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
 }
@@ -106,6 +108,21 @@ impl ChatMessage {
     }
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::new(Role::Assistant, content)
+    }
+    /// An assistant turn that made these calls (no text).
+    pub fn assistant_tool_calls(calls: Vec<ToolCall>) -> Self {
+        ChatMessage {
+            content: None,
+            tool_calls: Some(calls),
+            ..Self::new(Role::Assistant, "")
+        }
+    }
+    /// The result of call `tool_call_id`.
+    pub fn tool(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage {
+            tool_call_id: Some(tool_call_id.into()),
+            ..Self::new(Role::Tool, content)
+        }
     }
     /// The message text ("" when content is null).
     pub fn text(&self) -> String {
@@ -197,16 +214,19 @@ pub struct ChatCompletionRequest {
     /// against a schema): enforced by a grammar while sampling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormat>,
-
-    // OpenAI parameters accepted only in their no-op form (`tools: []`, `response_format:
-    // {"type": "text"}` ...): a value that would change the answer on OpenAI is refused by
-    // `validate` with a 400 naming it, never ignored.
+    /// Functions the model may call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<serde_json::Value>,
+    pub tools: Option<Vec<Tool>>,
+    /// `none`, `auto` (the default with tools), `required`, or one named function.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_choice: Option<serde_json::Value>,
+    pub tool_choice: Option<ToolChoice>,
+    /// Whether one answer may make several calls (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
+
+    // OpenAI parameters accepted only in their no-op form (`functions: []`, `audio: null`
+    // ...): a value that would change the answer on OpenAI is refused by `validate` with a
+    // 400 naming it, never ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub functions: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,14 +273,6 @@ impl ChatCompletionRequest {
                 format!("`{param}`: {what} is not supported by this server yet."),
             ))
         };
-        if !empty(&self.tools) {
-            return refuse("tools", "tool calling");
-        }
-        match &self.tool_choice {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if s == "none" || s == "auto" => {}
-            Some(_) => return refuse("tool_choice", "a tool choice other than `none` or `auto`"),
-        }
         if !empty(&self.functions) || !empty(&self.function_call) {
             return refuse("functions", "function calling");
         }
@@ -394,6 +406,7 @@ impl ChatCompletionRequest {
         self.validate_sampling()?;
         self.validate_limits()?;
         self.validate_response_format()?;
+        self.validate_tools()?;
         self.validate_openai_only()
     }
 
@@ -632,6 +645,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` or the context length was reached.
     Length,
+    /// The model called tools (`message.tool_calls`).
+    ToolCalls,
 }
 
 /// Token counts of one request.
@@ -656,7 +671,11 @@ impl Usage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AssistantMessage {
     pub role: Role,
+    /// The text; null when the answer is only tool calls.
     pub content: Option<String>,
+    /// The calls the model made, when it made any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
 }
 
 /// One generated answer.
@@ -687,6 +706,8 @@ pub struct Delta {
     pub role: Option<Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
 /// One choice's part of a streamed chunk.
@@ -774,10 +795,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.param(), Some("temprature"));
-        for (field, value) in [
-            ("tools", r#"[{"type":"function","function":{"name":"f"}}]"#),
-            ("store", "true"),
-        ] {
+        for (field, value) in [("tool_choice", r#""required""#), ("store", "true")] {
             let req = ChatCompletionRequest::from_json(&format!(
                 r#"{{"model":"m","messages":[{{"role":"user","content":"a"}}],"{field}":{value}}}"#
             ))

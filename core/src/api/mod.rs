@@ -11,6 +11,7 @@ mod json;
 pub mod models;
 mod schema;
 pub mod services;
+pub mod tools;
 
 pub use chat::*;
 pub use completions::*;
@@ -19,6 +20,7 @@ pub use json::from_json;
 pub use models::*;
 pub use schema::{wire_schema, wire_schema_text, WIRE_SCHEMA_PATH};
 pub use services::*;
+pub use tools::*;
 
 /// The body of an operation that takes no parameters (`models.list`, `services.list`).
 #[derive(

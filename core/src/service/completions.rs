@@ -71,6 +71,9 @@ impl Service {
                 prompt: tokens.into(),
                 max_tokens,
                 grammar: None,
+                tool_grammar: None,
+                tool_reading: None,
+                visible_tokens: Vec::new(),
             },
             echo,
         })

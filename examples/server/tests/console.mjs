@@ -187,6 +187,19 @@ try {
   out.brokenSchema = { ...(await schemaState()), messages: await page.$$eval('.msg', (m) => m.length) };
   await page.uncheck('#trial-json');
   out.schemaHiddenAgain = await page.isHidden('#trial-schema');
+
+  // Tools: a required call shows in the answer as the function and its arguments.
+  await page.click('#trial-clear');
+  await page.click('#trial-tools-box summary');
+  await page.fill('#trial-tools', JSON.stringify([{ type: 'function', function: { name: 'get_weather',
+    parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 20 } }, required: ['city'] } } }]));
+  await page.selectOption('#trial-tool-choice', 'required');
+  await page.fill('#trial-max-tokens', '60');
+  await page.fill('#trial-prompt', 'What is the weather like in Paris today?');
+  await page.click('#trial-send');
+  await page.waitForSelector('.msg.assistant[data-state="done"]', { timeout: 120_000 });
+  out.toolCall = { calls: await text('.msg.assistant .msg-calls'), status: await text('#trial-status') };
+  await page.fill('#trial-tools', '');
   await page.screenshot({ path: join(shots, 'detail-desktop.png'), fullPage: true });
   await page.setViewportSize(PHONE);
   await page.waitForTimeout(300);

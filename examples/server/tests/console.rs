@@ -297,6 +297,16 @@ fn console_flow_in_headless_chromium() {
     // Nothing was sent: the two messages of the refused request are all the log holds.
     assert_eq!(broken["messages"], 4, "{v}");
 
+    // A tool call shows in the trial's answer.
+    let calls = v["toolCall"]["calls"].as_str().unwrap();
+    assert!(calls.starts_with("→ get_weather({\"city\":"), "{calls}");
+    assert!(
+        v["toolCall"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("Done"),
+        "{v}"
+    );
     // The trial streamed: the answer grew prefix by prefix before it was whole.
     let answer = v["trial"]["answer"].as_str().unwrap();
     assert!(!answer.trim().is_empty(), "{v}");

@@ -600,6 +600,20 @@ fn check_sdk_run(v: &Value) {
     };
     assert_eq!(join("pieces"), text, "{v}");
     assert_eq!(join("tokens"), text, "{v}");
+    // Tool calls the SDK parsed, whole and through its stream helper, and a tool-result answer.
+    let tools = &v["tools"];
+    assert_eq!(tools["finish_reason"], "tool_calls", "{v}");
+    assert!(tools["content"].is_null(), "{v}");
+    assert!(tools["id"].as_str().unwrap().starts_with("call_"), "{v}");
+    assert_eq!(tools["name"], "get_weather", "{v}");
+    assert!(tools["arguments"]["city"].is_string(), "{v}");
+    assert_eq!(
+        tools["streamed"],
+        json!(["get_weather", tools["arguments"]]),
+        "{v}"
+    );
+    assert_eq!(tools["streamed_finish_reason"], "tool_calls", "{v}");
+    assert!(!tools["answer"].as_str().unwrap().is_empty(), "{v}");
 }
 
 #[test]
@@ -772,6 +786,25 @@ fn langchain_structured_output_and_embeddings() {
         v["unrelated"].as_f64().unwrap(),
     );
     assert!(paraphrase > unrelated + 0.2, "{v}");
+}
+
+#[test]
+fn langchain_bind_tools() {
+    let server = Server::start("langchain", Settings::default());
+    let python = server_dir().join(".venv/bin/python");
+    let v = run_client(python.to_str().unwrap(), "langchain_tools.py", &server);
+    let calls = v["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{v}");
+    assert_eq!(calls[0]["name"], "get_weather", "{v}");
+    assert!(calls[0]["args"]["city"].is_string(), "{v}");
+    assert!(calls[0]["id"].as_str().unwrap().starts_with("call_"), "{v}");
+    assert_eq!(v["invalid"], json!([]), "{v}");
+    assert!(!v["answer"].as_str().unwrap().is_empty(), "{v}");
+    assert_eq!(
+        v["streamed"],
+        json!([{"name": "get_weather", "args": calls[0]["args"]}]),
+        "{v}"
+    );
 }
 
 #[test]

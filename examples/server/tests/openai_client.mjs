@@ -58,6 +58,41 @@ try {
   if (error instanceof OpenAI.BadRequestError) errors.bad_request = [error.status, error.param];
 }
 
+// Tool calling: a required call the SDK parses, its result sent back, and the SDK's stream
+// helper rebuilding the call from the deltas.
+const weather = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Get the current weather in a city.',
+    parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 30 } }, required: ['city'] },
+  },
+};
+const ask = [{ role: 'user', content: 'What is the weather like in Paris today?' }];
+const settings = { temperature: 0, max_tokens: 80, parallel_tool_calls: false };
+const called = await openai.chat.completions.create({ model, messages: ask, tools: [weather], tool_choice: 'required', ...settings });
+const call = called.choices[0].message.tool_calls[0];
+const answer = await openai.chat.completions.create({
+  model,
+  messages: [...ask, called.choices[0].message, { role: 'tool', tool_call_id: call.id, content: '{"temp_c": 18}' }],
+  tools: [weather],
+  tool_choice: 'none',
+  ...settings,
+});
+const helper = openai.chat.completions.stream({ model, messages: ask, tools: [weather], tool_choice: 'required', ...settings });
+const final = await helper.finalChatCompletion();
+const streamedCall = final.choices[0].message.tool_calls[0];
+const tools = {
+  finish_reason: called.choices[0].finish_reason,
+  content: called.choices[0].message.content,
+  id: call.id,
+  name: call.function.name,
+  arguments: JSON.parse(call.function.arguments),
+  answer: answer.choices[0].message.content,
+  streamed: [streamedCall.function.name, JSON.parse(streamedCall.function.arguments)],
+  streamed_finish_reason: final.choices[0].finish_reason,
+};
+
 console.log(JSON.stringify({
   content: chatCompletion.choices[0].message.content,
   finish_reason: chatCompletion.choices[0].finish_reason,
@@ -67,4 +102,5 @@ console.log(JSON.stringify({
   retrieved,
   errors,
   completions,
+  tools,
 }));

@@ -62,6 +62,48 @@ try:
 except openai.BadRequestError as e:
     errors["bad_request"] = [e.status_code, e.param]
 
+# Tool calling: a required call the SDK parses, its result sent back with the SDK's own message
+# object, and the SDK's stream helper rebuilding the call from the deltas.
+weather = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 30}},
+            "required": ["city"],
+        },
+    },
+}
+ask = [{"role": "user", "content": "What is the weather like in Paris today?"}]
+settings = {"temperature": 0, "max_tokens": 80, "parallel_tool_calls": False}
+called = client.chat.completions.create(model=model, messages=ask, tools=[weather], tool_choice="required", **settings)
+call = called.choices[0].message.tool_calls[0]
+tool_result = {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18}'}
+answer = client.chat.completions.create(
+    model=model,
+    messages=[*ask, called.choices[0].message, tool_result],
+    tools=[weather],
+    tool_choice="none",
+    **settings,
+)
+with client.chat.completions.stream(
+    model=model, messages=ask, tools=[weather], tool_choice="required", **settings
+) as helper:
+    final = helper.get_final_completion()
+streamed_call = final.choices[0].message.tool_calls[0]
+tools = {
+    "finish_reason": called.choices[0].finish_reason,
+    "content": called.choices[0].message.content,
+    "id": call.id,
+    "name": call.function.name,
+    "arguments": json.loads(call.function.arguments),
+    "answer": answer.choices[0].message.content,
+    "streamed": [streamed_call.function.name, json.loads(streamed_call.function.arguments)],
+    "streamed_finish_reason": final.choices[0].finish_reason,
+}
+
 # Embeddings (Python only): the SDK sends `encoding_format: "base64"` unless told otherwise and
 # decodes it; the floats asked for explicitly must be the same vectors.
 embeddings = {}
@@ -89,6 +131,7 @@ print(
             "errors": errors,
             "embeddings": embeddings,
             "completions": completions,
+            "tools": tools,
         }
     )
 )

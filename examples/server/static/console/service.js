@@ -251,6 +251,32 @@ function parsesAsJson(text) {
   }
 }
 
+// The trial's tools, when some are given: sent as `tools` with the chosen `tool_choice`.
+function trialTools() {
+  const text = $("trial-tools").value.trim();
+  if (!text) return {};
+  const tools = JSON.parse(text);
+  return { tools, tool_choice: $("trial-tool-choice").value };
+}
+
+// Streamed tool-call deltas, gathered into whole calls: the first delta of a call opens it,
+// later ones add argument text.
+function addToolCallDeltas(calls, deltas) {
+  for (const d of deltas) {
+    if (d.id) calls[d.index] = { id: d.id, type: "function", function: { name: d.function.name, arguments: "" } };
+    if (calls[d.index] && d.function && d.function.arguments) calls[d.index].function.arguments += d.function.arguments;
+  }
+}
+
+function showToolCalls(message, calls) {
+  let box = message.querySelector(".msg-calls");
+  if (!box) {
+    box = h("div", { class: "msg-calls" });
+    message.append(box);
+  }
+  box.textContent = calls.map((c) => `→ ${c.function.name}(${c.function.arguments})`).join("\n");
+}
+
 async function send(event) {
   event.preventDefault();
   const text = $("trial-prompt").value.trim();
@@ -259,6 +285,14 @@ async function send(event) {
   schemaError("");
   const format = responseFormat();
   if (format === null) { say("trial-status", "Fix the schema first.", "error"); return; }
+  let tools;
+  try {
+    tools = trialTools();
+  } catch (e) {
+    say("trial-status", `The tools are not valid JSON: ${e.message}`, "error");
+    $("trial-tools").focus();
+    return;
+  }
   $("trial-prompt").value = "";
   history.push({ role: "user", content: text });
   addMessage("user", text);
@@ -269,6 +303,7 @@ async function send(event) {
   $("trial-stop").disabled = false;
   say("trial-status", "Generating…");
   let answer = "";
+  const calls = [];
   try {
     const response = await request("POST", "/v1/chat/completions", {
       key: keys.chat(), signal: controller.signal,
@@ -276,6 +311,7 @@ async function send(event) {
         model: accessName, messages: history, stream: true,
         temperature: Number($("trial-temperature").value), max_tokens: Number($("trial-max-tokens").value),
         response_format: format,
+        ...tools,
       },
     });
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -300,13 +336,18 @@ async function send(event) {
               answer += choice.delta.content;
               body.textContent = answer;
             }
+            if (choice.delta && choice.delta.tool_calls) {
+              addToolCallDeltas(calls, choice.delta.tool_calls);
+              showToolCalls(message, calls);
+            }
             if (choice.finish_reason) finish = choice.finish_reason;
           }
         }
       }
     }
-    history.push({ role: "assistant", content: answer });
-    let done = finish === "length" ? "Done: stopped at the max tokens limit." : "Done.";
+    history.push(calls.length ? { role: "assistant", content: answer || null, tool_calls: calls } : { role: "assistant", content: answer });
+    const endings = { length: "Done: stopped at the max tokens limit.", tool_calls: "Done: the model called a tool." };
+    let done = endings[finish] || "Done.";
     if (format) {
       const valid = parsesAsJson(answer);
       message.dataset.json = valid ? "valid" : "incomplete";
