@@ -38,6 +38,7 @@ mod ids;
 mod instance;
 pub mod limits;
 mod logprobs;
+pub mod metrics;
 mod ops;
 mod pool;
 mod registry;

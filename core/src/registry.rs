@@ -11,6 +11,7 @@ use crate::api::{
     ModelList, ServiceInfo, ServiceList, ServiceSpec,
 };
 use crate::error::{Error, Result};
+use crate::metrics::ServiceMetrics;
 use crate::service::Service;
 use crate::stream::ChatCompletionStream;
 
@@ -157,8 +158,13 @@ impl Registry {
     pub fn chat_stream(&self, request: ChatCompletionRequest) -> Result<ChatCompletionStream> {
         request.validate()?;
         let service = self.service(&request.model)?;
-        let prepared = service.prepare(&request)?;
-        let receivers = service.submit(&request, &prepared)?;
+        let start = std::time::Instant::now();
+        let metrics = service.request_metrics();
+        let prepared = service.prepare(&request).map_err(|e| metrics.refused(e))?;
+        let receivers = service
+            .submit(&request, &prepared)
+            .map_err(|e| metrics.refused(e))?;
+        let timer = metrics.accepted(start);
         Ok(ChatCompletionStream::new(
             crate::ids::completion_id(),
             unix_now(),
@@ -171,7 +177,8 @@ impl Registry {
                 .unwrap_or(false),
             request.logprobs_wanted().is_some(),
             receivers,
-        ))
+        )
+        .timed(timer))
     }
 
     /// A whole chat completion, blocking the calling thread.
@@ -194,6 +201,24 @@ impl Registry {
             .into_iter()
             .map(|t| t.0)
             .collect())
+    }
+
+    /// Every running or draining service's metrics (requests by status, tokens, queue, time to
+    /// first token and latency), by access name: the figures every surface reports.
+    pub fn metrics(&self) -> Vec<ServiceMetrics> {
+        let mut all: BTreeMap<String, ServiceMetrics> = self
+            .deleting
+            .lock()
+            .iter()
+            .map(|(name, s)| (name.clone(), s.metrics()))
+            .collect();
+        all.extend(
+            self.services
+                .read()
+                .iter()
+                .map(|(name, s)| (name.clone(), s.metrics())),
+        );
+        all.into_values().collect()
     }
 
     /// How many times this process has loaded a model file (scaling never adds to it).

@@ -14,6 +14,7 @@ use crate::api::{
 };
 use crate::error::{Error, Result};
 use crate::instance::Event;
+use crate::metrics::RequestTimer;
 
 struct ChoiceStream {
     events: UnboundedReceiver<Event>,
@@ -34,6 +35,8 @@ pub struct ChatCompletionStream {
     choices: Vec<ChoiceStream>,
     ready: VecDeque<ChatCompletionChunk>,
     done: bool,
+    /// The service's clock on this request (first token, outcome, latency).
+    timer: Option<RequestTimer>,
 }
 
 impl std::fmt::Debug for ChatCompletionStream {
@@ -72,6 +75,7 @@ impl ChatCompletionStream {
                 .collect(),
             ready: VecDeque::new(),
             done: false,
+            timer: None,
         };
         // As OpenAI does, every choice opens with a delta that carries the role.
         for index in 0..stream.choices.len() as u32 {
@@ -83,6 +87,19 @@ impl ChatCompletionStream {
             stream.ready.push_back(chunk);
         }
         stream
+    }
+
+    /// The same stream, reporting its first token, outcome and latency to `timer`.
+    pub(crate) fn timed(mut self, timer: RequestTimer) -> Self {
+        self.timer = Some(timer);
+        self
+    }
+
+    /// Reports the request's outcome to its timer, if it has one.
+    fn finish_timer(&mut self, status: u16) {
+        if let Some(timer) = &mut self.timer {
+            timer.finish(status);
+        }
     }
 
     /// The completion's ID (`chatcmpl-...`), shared by all its chunks.
@@ -142,6 +159,7 @@ impl ChatCompletionStream {
                             Ok(()) => {}
                             Err(e) => {
                                 self.done = true;
+                                self.finish_timer(e.status());
                                 return Poll::Ready(Some(Err(e)));
                             }
                         }
@@ -157,6 +175,7 @@ impl ChatCompletionStream {
             }
             // Every choice has finished.
             self.done = true;
+            self.finish_timer(200);
             if self.include_usage {
                 let mut chunk = self.chunk(0, Delta::default(), None);
                 chunk.choices.clear();
@@ -169,6 +188,9 @@ impl ChatCompletionStream {
     fn on_event(&mut self, index: u32, event: Option<Event>) -> Result<()> {
         match event {
             Some(Event::Text { text, logprobs }) => {
+                if let Some(timer) = &mut self.timer {
+                    timer.output();
+                }
                 let mut chunk = self.chunk(
                     index,
                     Delta {
