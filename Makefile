@@ -47,6 +47,7 @@ lint: ## rustfmt and clippy on the whole workspace, ruff on the Python package (
 
 fuzz: setup ## long fuzzing runs: every hostile model file, thousands of mutated requests and specs (make test runs short ones)
 	MODELSERVICE_FUZZ=long cargo test --release -p modelservice --test hostile_models --test fuzz_requests -- --nocapture
+	$(MAKE) -C bindings-c fuzz FUZZ_CASES=5000 FUZZ_VALGRIND_CASES=400
 
 bench: setup ## throughput, latency and embedding benchmarks against raw llama.cpp loops
 	cargo bench -p modelservice --bench throughput
