@@ -44,6 +44,7 @@ mod pool;
 mod registry;
 pub mod sampling;
 mod service;
+mod shutdown;
 mod stop;
 mod stream;
 mod template;
