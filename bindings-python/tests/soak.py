@@ -33,7 +33,9 @@ HUNG_AFTER = 180.0
 
 
 def model_path() -> str:
-    out = subprocess.run([str(ROOT / "scripts" / "fetch-models"), "smollm2"], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "fetch-models"), "smollm2"], check=True, capture_output=True, text=True
+    )
     return out.stdout.strip().split("\t")[1]
 
 
@@ -63,9 +65,7 @@ def params(p: dict[str, Any], i: int) -> dict[str, Any]:
 def refusal(e: Exception, model: str) -> str:
     """An error's label, `allowed` when the contract says it may happen here."""
     status = getattr(e, "status_code", None)
-    allowed = isinstance(e, modelservice.RateLimitError) or (
-        model == SECOND and status in (404, 503)
-    )
+    allowed = isinstance(e, modelservice.RateLimitError) or (model == SECOND and status in (404, 503))
     return f"{'allowed' if allowed else 'FAILED'} {type(e).__name__} {status}"
 
 
@@ -130,13 +130,18 @@ def main() -> None:
     )
     aclient = AsyncOpenAI(registry=client)
     for i in range(4):
-        assert sync_request(client, {"model": MAIN, "stream": i % 2 == 0, "max_tokens": 8, "n": 1, "cancel": False}, i) == "answered"
+        warm_up = {"model": MAIN, "stream": i % 2 == 0, "max_tokens": 8, "n": 1, "cancel": False}
+        assert sync_request(client, warm_up, i) == "answered"
 
     results: list[tuple[str, float]] = []
     lock = threading.Lock()
     done = threading.Event()
     warm: list[tuple[int, int, int]] = []
     actions: list[str] = []
+
+    def burst_request(k: int) -> str:
+        burst = {"model": MAIN, "stream": False, "max_tokens": 4, "n": 1, "cancel": False}
+        return sync_request(client, burst, 10_000 + k)
 
     def controller() -> None:
         rounds = 0
@@ -152,9 +157,8 @@ def main() -> None:
             if rounds == 1:
                 warm.append(resources())
             if rounds == 2:
-                burst_plan = {"model": MAIN, "stream": False, "max_tokens": 4, "n": 1, "cancel": False}
                 with ThreadPoolExecutor(40) as pool:
-                    outcomes = list(pool.map(lambda k: sync_request(client, burst_plan, 10_000 + k), range(40)))
+                    outcomes = list(pool.map(burst_request, range(40)))
                 actions.append(f"burst of 40: {Counter(outcomes)}")
                 with lock:
                     results.extend((o, 0.0) for o in outcomes)

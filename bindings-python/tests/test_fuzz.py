@@ -114,9 +114,30 @@ def test_mutated_bodies_through_the_native_entry(fuzz_client: OpenAI, case: tupl
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-@given(params=st.dictionaries(st.sampled_from(["temperature", "top_p", "n", "stop", "seed", "logit_bias", "user",
-                                               "max_tokens", "presence_penalty", "response_format", "logprobs",
-                                               "top_logprobs", "stream_options", "messages"]), values, max_size=3))
+@given(
+    params=st.dictionaries(
+        st.sampled_from(
+            [
+                "temperature",
+                "top_p",
+                "n",
+                "stop",
+                "seed",
+                "logit_bias",
+                "user",
+                "max_tokens",
+                "presence_penalty",
+                "response_format",
+                "logprobs",
+                "top_logprobs",
+                "stream_options",
+                "messages",
+            ]
+        ),
+        values,
+        max_size=3,
+    )
+)
 def test_mutated_parameters_through_the_client(fuzz_client: OpenAI, params: dict[str, Any]) -> None:
     request = {**VALID["chat.completions.create"], **params}
     expect_answer_or_4xx(lambda: fuzz_client.chat.completions.create(**request))

@@ -637,7 +637,15 @@ fn main() {
             "| server fds after warm-up → end | {} → {} |",
             warm.2, end.2
         );
-        println!("\ncontroller: {}", actions.join("; "));
+        let mut done_actions: BTreeMap<&str, usize> = BTreeMap::new();
+        for action in &actions {
+            *done_actions.entry(action.as_str()).or_default() += 1;
+        }
+        let summary: Vec<String> = done_actions
+            .iter()
+            .map(|(action, n)| format!("{n} × {action}"))
+            .collect();
+        println!("\ncontroller: {}", summary.join("; "));
         for f in failures.iter().take(20) {
             println!("FAILED: {f}");
         }
