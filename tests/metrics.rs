@@ -27,7 +27,9 @@ fn requests_are_counted_by_outcome_and_timed() {
     stream.next_blocking().unwrap().unwrap();
     drop(stream);
     // Unknown models belong to no service.
-    let _ = registry.chat_blocking(greedy("u/none", "Hi", 4)).unwrap_err();
+    let _ = registry
+        .chat_blocking(greedy("u/none", "Hi", 4))
+        .unwrap_err();
 
     let all = registry.metrics();
     assert_eq!(all.len(), 1);
@@ -39,7 +41,10 @@ fn requests_are_counted_by_outcome_and_timed() {
     );
     // The dropped stream's tokens are added when its slot stops, a step or so later.
     assert!(m.completion_tokens >= u64::from(answer.usage.completion_tokens));
-    assert_eq!(m.latency.count, 2, "answered and cancelled requests are timed");
+    assert_eq!(
+        m.latency.count, 2,
+        "answered and cancelled requests are timed"
+    );
     assert!(m.time_to_first_token.count >= 1);
     let p50 = m.latency.quantile(0.5).unwrap();
     assert!(p50 > 0.0 && p50.is_finite(), "{p50}");

@@ -17,9 +17,9 @@ use crate::error::Error;
 /// the answer was complete: nginx's "client closed request".
 pub const STATUS_CANCELLED: u16 = 499;
 
-/// Upper bounds (seconds) of the time-to-first-token buckets.
+/// Upper bounds (seconds) of the time-to-first-token buckets (a queued request's wait counts).
 pub const TTFT_BUCKETS: &[f64] = &[
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 /// Upper bounds (seconds) of the request latency buckets.
 pub const LATENCY_BUCKETS: &[f64] = &[
