@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench fuzz
+.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench fuzz soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,11 @@ lint: ## rustfmt and clippy on the whole workspace, ruff on the Python package (
 
 fuzz: setup ## long fuzzing runs: every hostile model file, thousands of mutated requests and specs (make test runs short ones)
 	MODELSERVICE_FUZZ=long cargo test --release -p modelservice --test hostile_models --test fuzz_requests -- --nocapture
+	$(MAKE) -C bindings-c fuzz FUZZ_CASES=5000 FUZZ_VALGRIND_CASES=400
+
+soak: setup ## 1,000 requests with faults through the HTTP server (127.0.0.1), then the Python in-process soak
+	cargo bench -p modelservice-server --bench soak
+	$(MAKE) -C bindings-python soak
 
 bench: setup ## throughput, latency and embedding benchmarks against raw llama.cpp loops
 	cargo bench -p modelservice --bench throughput

@@ -50,10 +50,13 @@ pub(crate) fn spawn(
         }) else {
             return;
         };
+        crate::shutdown::install();
         let mut batch = LlamaBatch::new(config.limits.tokens, 1);
         let mut held: Vec<EmbedItem> = Vec::new();
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             while let Some(items) = pool.take(&stop, config.limits) {
+                // Exit waits for this batch's llama.cpp calls.
+                let _busy = crate::shutdown::enter();
                 held = items;
                 let count = held.len();
                 match encode(&mut ctx, &mut batch, &held, &counters) {

@@ -141,6 +141,12 @@ impl EmbedPool {
         self.state.lock().instances.len()
     }
 
+    /// Requests with inputs waiting in the queue, and inputs being encoded.
+    pub(crate) fn load(&self) -> (usize, usize) {
+        let st = self.state.lock();
+        (st.waiting_requests, st.in_flight)
+    }
+
     /// Queues a request's inputs, or refuses the request at once when the queue is full.
     pub(crate) fn submit(&self, items: Vec<EmbedItem>) -> Result<()> {
         let mut st = self.state.lock();

@@ -126,6 +126,7 @@ pub(crate) fn spawn(
         }) else {
             return;
         };
+        crate::shutdown::install();
         let mut worker = Worker::new(id, &model, &config, pool, counters);
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             worker.run(&mut ctx, &inbox)
@@ -291,14 +292,21 @@ impl<'m> Worker<'m> {
         let mut inbox_open = true;
         loop {
             // Admit new requests: block only when there is nothing to do.
-            if self.arrival.is_empty() {
+            let waited = if self.arrival.is_empty() {
                 if !inbox_open {
                     return;
                 }
                 match inbox.recv() {
-                    Ok(job) => self.admit(ctx, job),
+                    Ok(job) => Some(job),
                     Err(_) => return,
                 }
+            } else {
+                None
+            };
+            // From here to the next wait this thread calls into llama.cpp: exit waits for it.
+            let _busy = crate::shutdown::enter();
+            if let Some(job) = waited {
+                self.admit(ctx, job);
             }
             while inbox_open && self.arrival.len() < self.slots.len() {
                 match inbox.try_recv() {

@@ -83,6 +83,12 @@ impl Pool {
         self.state.lock().instances.len()
     }
 
+    /// Requests waiting in the queue, and requests handed to instances and not yet finished.
+    pub(crate) fn load(&self) -> (usize, usize) {
+        let st = self.state.lock();
+        (st.queue.len(), st.in_flight)
+    }
+
     /// Queues a job, or refuses it at once when the queue is full.
     pub(crate) fn submit(&self, job: Job) -> Result<()> {
         let mut st = self.state.lock();

@@ -12,6 +12,7 @@ use crate::api::{
 };
 use crate::completion_stream::CompletionStream;
 use crate::error::{Error, Result};
+use crate::metrics::ServiceMetrics;
 use crate::service::Service;
 use crate::stream::ChatCompletionStream;
 
@@ -158,8 +159,13 @@ impl Registry {
     pub fn chat_stream(&self, request: ChatCompletionRequest) -> Result<ChatCompletionStream> {
         request.validate()?;
         let service = self.service(&request.model)?;
-        let prepared = service.prepare(&request)?;
-        let receivers = service.submit(&request, &prepared)?;
+        let start = std::time::Instant::now();
+        let metrics = service.request_metrics();
+        let prepared = service.prepare(&request).map_err(|e| metrics.refused(e))?;
+        let receivers = service
+            .submit(&request, &prepared)
+            .map_err(|e| metrics.refused(e))?;
+        let timer = metrics.accepted(start);
         Ok(ChatCompletionStream::new(
             crate::ids::completion_id(),
             unix_now(),
@@ -173,7 +179,8 @@ impl Registry {
             request.logprobs_wanted().is_some(),
             receivers,
         )
-        .with_tools(prepared.tool_reading.as_ref()))
+        .with_tools(prepared.tool_reading.as_ref())
+        .timed(timer))
     }
 
     /// Starts a legacy text completion and returns its stream of chunks. Every prompt is
@@ -181,14 +188,22 @@ impl Registry {
     pub fn completion_stream(&self, request: CompletionRequest) -> Result<CompletionStream> {
         request.validate()?;
         let service = self.service(&request.model)?;
-        let prompts = service.prepare_completion(&request)?;
+        let start = std::time::Instant::now();
+        let metrics = service.request_metrics();
+        let prompts = service
+            .prepare_completion(&request)
+            .map_err(|e| metrics.refused(e))?;
         let view = request.sampling_view();
         let n = request.n.unwrap_or(1) as usize;
         let mut receivers = Vec::with_capacity(prompts.len() * n);
         let mut echoes = Vec::with_capacity(prompts.len() * n);
         let mut prompt_tokens = 0;
         for prompt in &prompts {
-            receivers.extend(service.submit(&view, &prompt.prepared)?);
+            receivers.extend(
+                service
+                    .submit(&view, &prompt.prepared)
+                    .map_err(|e| metrics.refused(e))?,
+            );
             echoes.extend(std::iter::repeat_n(prompt.echo.clone(), n));
             prompt_tokens += prompt.prepared.prompt.len() as u32;
         }
@@ -203,7 +218,8 @@ impl Registry {
                 .unwrap_or(false),
             view.logprobs_wanted().is_some(),
             receivers,
-        );
+        )
+        .timed(metrics.accepted(start));
         Ok(CompletionStream::new(
             chunks,
             echoes,
@@ -236,6 +252,24 @@ impl Registry {
             .into_iter()
             .map(|t| t.0)
             .collect())
+    }
+
+    /// Every running or draining service's metrics (requests by status, tokens, queue, time to
+    /// first token and latency), by access name: the figures every surface reports.
+    pub fn metrics(&self) -> Vec<ServiceMetrics> {
+        let mut all: BTreeMap<String, ServiceMetrics> = self
+            .deleting
+            .lock()
+            .iter()
+            .map(|(name, s)| (name.clone(), s.metrics()))
+            .collect();
+        all.extend(
+            self.services
+                .read()
+                .iter()
+                .map(|(name, s)| (name.clone(), s.metrics())),
+        );
+        all.into_values().collect()
     }
 
     /// How many times this process has loaded a model file (scaling never adds to it).

@@ -27,6 +27,7 @@ use crate::grammar::GrammarCache;
 use crate::guards::{self, BATCH_SIZE};
 use crate::instance::{self, Counters, Event, InstanceConfig, InstanceShared, Job};
 use crate::limits::{check_kv_memory, KvRequest, MAX_INSTANCES};
+use crate::metrics::{RequestMetrics, ServiceMetrics};
 use crate::pool::Pool;
 use crate::sampling::SamplingParams;
 use crate::template::ChatTemplate;
@@ -41,6 +42,8 @@ pub(crate) struct Service {
     grammars: GrammarCache,
     engine: Engine,
     counters: Arc<Counters>,
+    /// Requests by outcome, time to first token, latency.
+    requests: Arc<RequestMetrics>,
     context_lock: Arc<Mutex<()>>,
     /// Why an instance stopped unexpectedly, if one did.
     failure: Arc<Mutex<Option<String>>>,
@@ -183,6 +186,7 @@ impl Service {
             template,
             grammars: GrammarCache::default(),
             counters: Arc::default(),
+            requests: Arc::default(),
             context_lock: Arc::default(),
             failure: Arc::default(),
             slot_context,
@@ -265,6 +269,33 @@ impl Service {
             },
             stats: c.stats(),
         }
+    }
+
+    /// The service's metrics as they stand now.
+    pub(crate) fn metrics(&self) -> ServiceMetrics {
+        let (queue_depth, running) = match &self.engine {
+            Engine::Chat(pool) => pool.load(),
+            Engine::Embedding(pool) => pool.load(),
+        };
+        let (requests, time_to_first_token, latency) = self.requests.snapshot();
+        ServiceMetrics {
+            access_name: self.spec.access_name.clone(),
+            id: self.id.clone(),
+            requests,
+            prompt_tokens: self.counters.prompt_tokens.load(Ordering::Relaxed),
+            completion_tokens: self.counters.completion_tokens.load(Ordering::Relaxed),
+            queue_depth,
+            running,
+            queue_size: self.spec.queue_size,
+            instances: self.engine.instance_count(),
+            time_to_first_token,
+            latency,
+        }
+    }
+
+    /// Where the service counts its requests' outcomes and times them.
+    pub(crate) fn request_metrics(&self) -> &Arc<RequestMetrics> {
+        &self.requests
     }
 
     /// What a service reports while its model is still loading.

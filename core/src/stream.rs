@@ -16,6 +16,7 @@ use crate::api::{
 use crate::error::{Error, Result};
 use crate::instance::Event;
 use crate::tool_calling::{Parsed, ToolParser, ToolReading};
+use crate::metrics::RequestTimer;
 
 struct ChoiceStream {
     events: UnboundedReceiver<Event>,
@@ -42,6 +43,8 @@ pub struct ChatCompletionStream {
     done: bool,
     /// A named `tool_choice`: a call then finishes with `stop`, as OpenAI reports it.
     named_tool: bool,
+    /// The service's clock on this request (first token, outcome, latency).
+    timer: Option<RequestTimer>,
 }
 
 impl std::fmt::Debug for ChatCompletionStream {
@@ -83,6 +86,7 @@ impl ChatCompletionStream {
             ready: VecDeque::new(),
             done: false,
             named_tool: false,
+            timer: None,
         };
         // As OpenAI does, every choice opens with a delta that carries the role.
         for index in 0..stream.choices.len() as u32 {
@@ -153,6 +157,19 @@ impl ChatCompletionStream {
         }
     }
 
+    /// The same stream, reporting its first token, outcome and latency to `timer`.
+    pub(crate) fn timed(mut self, timer: RequestTimer) -> Self {
+        self.timer = Some(timer);
+        self
+    }
+
+    /// Reports the request's outcome to its timer, if it has one.
+    fn finish_timer(&mut self, status: u16) {
+        if let Some(timer) = &mut self.timer {
+            timer.finish(status);
+        }
+    }
+
     /// The completion's ID (`chatcmpl-...`), shared by all its chunks.
     pub fn id(&self) -> &str {
         &self.id
@@ -215,6 +232,7 @@ impl ChatCompletionStream {
                             Ok(()) => {}
                             Err(e) => {
                                 self.done = true;
+                                self.finish_timer(e.status());
                                 return Poll::Ready(Some(Err(e)));
                             }
                         }
@@ -230,6 +248,7 @@ impl ChatCompletionStream {
             }
             // Every choice has finished.
             self.done = true;
+            self.finish_timer(200);
             if self.include_usage {
                 let mut chunk = self.chunk(0, Delta::default(), None);
                 chunk.choices.clear();
@@ -242,6 +261,9 @@ impl ChatCompletionStream {
     fn on_event(&mut self, index: u32, event: Option<Event>) -> Result<()> {
         match event {
             Some(Event::Text { text, logprobs }) => {
+                if let Some(timer) = &mut self.timer {
+                    timer.output();
+                }
                 if let Some(parser) = self.choices[index as usize].tools.as_mut() {
                     let parsed = parser.push(&text);
                     self.emit_parsed(index, parsed);

@@ -16,6 +16,7 @@ use crate::api::{
 use crate::embed::{self, EmbedConfig, EmbedShared};
 use crate::embed_pool::{BatchLimits, EmbedItem, EmbedPool, Gather, Vectors};
 use crate::error::{Error, Result};
+use crate::metrics::RequestTimer;
 
 /// Most inputs one embedding batch holds (each is a sequence of its own); an embedding
 /// service's info reports it as its slots per instance.
@@ -29,6 +30,8 @@ pub(crate) struct PendingEmbeddings {
     format: EncodingFormat,
     prompt_tokens: u32,
     vectors: Vectors,
+    /// The service's clock on this request (outcome, latency).
+    timer: RequestTimer,
 }
 
 impl PendingEmbeddings {
@@ -45,10 +48,15 @@ impl PendingEmbeddings {
     }
 
     fn respond(
-        self,
+        mut self,
         vectors: Result<Result<Vec<Vec<f32>>>, oneshot::error::RecvError>,
     ) -> Result<EmbeddingResponse> {
-        let vectors = vectors.map_err(|_| Error::internal("the embedding instance stopped"))??;
+        let vectors = vectors
+            .map_err(|_| Error::internal("the embedding instance stopped"))
+            .and_then(|v| v)
+            .inspect_err(|e| self.timer.finish(e.status()))?;
+        self.timer.output();
+        self.timer.finish(200);
         Ok(EmbeddingResponse {
             object: "list".into(),
             data: vectors
@@ -89,6 +97,16 @@ pub(super) fn engine(spec: &ServiceSpec) -> Result<Engine> {
 impl Service {
     /// Checks a request against the model, tokenizes its inputs and queues them.
     pub(crate) fn embed(&self, request: &EmbeddingRequest) -> Result<PendingEmbeddings> {
+        self.queue_embeddings(request, std::time::Instant::now())
+            .map_err(|e| self.requests.refused(e))
+    }
+
+    /// [`Service::embed`], timed from `start`.
+    fn queue_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        start: std::time::Instant,
+    ) -> Result<PendingEmbeddings> {
         let Engine::Embedding(pool) = &self.engine else {
             return Err(self.wrong_kind(ServiceKind::Embedding));
         };
@@ -136,6 +154,7 @@ impl Service {
             format: request.encoding_format.unwrap_or_default(),
             prompt_tokens: u32::try_from(prompt_tokens).unwrap_or(u32::MAX),
             vectors,
+            timer: self.requests.accepted(start),
         })
     }
 

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 use modelservice::ServiceSpec;
@@ -13,12 +14,20 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default request body limit (bytes).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// Default limit on a request until its answer starts (seconds): reading the body, and the
+/// whole generation of an answer that is not streamed.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 600;
+/// Default wait for a request head, on a new or an idle keep-alive connection (seconds).
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 30;
+/// Default cap on open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 /// A tiny OpenAI-compatible HTTP server over modelservice.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Args {
-    /// A TOML file declaring `listen`, `api_keys`, `admin_keys`, `max_body_bytes` and `[[services]]`.
+    /// A TOML file declaring `listen`, `api_keys`, `admin_keys`, `max_body_bytes`,
+    /// `request_timeout_secs`, `idle_timeout_secs`, `max_connections` and `[[services]]`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -61,6 +70,18 @@ pub struct Args {
     /// Largest accepted request body in bytes (overrides the file).
     #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+
+    /// Seconds a request may take until its answer starts (body, and a whole unstreamed answer).
+    #[arg(long, value_name = "SECONDS")]
+    pub request_timeout_secs: Option<u64>,
+
+    /// Seconds a connection may wait for a request head (slow clients, idle keep-alive).
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout_secs: Option<u64>,
+
+    /// Most connections open at once; one more is answered 503 and closed.
+    #[arg(long, value_name = "COUNT")]
+    pub max_connections: Option<usize>,
 }
 
 /// The configuration file.
@@ -73,6 +94,9 @@ pub struct FileConfig {
     #[serde(default)]
     pub admin_keys: Vec<String>,
     pub max_body_bytes: Option<usize>,
+    pub request_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
     #[serde(default)]
     pub services: Vec<ServiceSpec>,
 }
@@ -84,6 +108,9 @@ pub struct Config {
     pub api_keys: Vec<String>,
     pub admin_keys: Vec<String>,
     pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
     pub services: Vec<ServiceSpec>,
 }
 
@@ -170,6 +197,23 @@ impl Config {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            request_timeout: Duration::from_secs(
+                args.request_timeout_secs
+                    .or(file.request_timeout_secs)
+                    .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS)
+                    .max(1),
+            ),
+            idle_timeout: Duration::from_secs(
+                args.idle_timeout_secs
+                    .or(file.idle_timeout_secs)
+                    .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS)
+                    .max(1),
+            ),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                .max(1),
             services,
         })
     }

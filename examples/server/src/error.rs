@@ -60,6 +60,29 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An answer of the HTTP layer itself (a timeout, the connection cap), for which the core has no
+/// error: the same OpenAI envelope, with the `type` and `code` given here.
+pub fn http_error(status: StatusCode, kind: &str, code: &str, message: String) -> Response {
+    let envelope = modelservice::ErrorEnvelope {
+        error: modelservice::ErrorBody {
+            message,
+            kind: kind.to_owned(),
+            param: None,
+            code: Some(code.to_owned()),
+        },
+    };
+    let body = serde_json::to_string(&envelope).expect("error envelope serializes");
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// A failed blocking task (it panicked) as an internal error.
 pub fn join_error(e: tokio::task::JoinError) -> Error {
     Error::internal(format!("a worker task failed: {e}"))

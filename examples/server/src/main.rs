@@ -1,25 +1,31 @@
 //! A tiny OpenAI-compatible HTTP server over `modelservice::Registry`:
 //! `/v1/chat/completions` (JSON or SSE), `/v1/models`, `/v1/services` (deploy, list, retrieve,
 //! scale, delete), all routed by one table (`route_table.rs`) into `Registry::call`, Bearer API
-//! keys, a public `/health`, and a trial page at `/`.
+//! keys, Prometheus `/metrics`, a public `/health`, and a trial page at `/`. Requests are
+//! bounded in size and time, and connections in number and idleness (`serve.rs`).
 
 mod auth;
 mod config;
 mod console;
 mod error;
+mod metrics;
 mod route_table;
 mod routes;
+mod serve;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::Request;
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use modelservice::Registry;
+use tower::ServiceBuilder;
 
 use crate::auth::Keys;
 use crate::config::{Args, Config};
@@ -30,15 +36,20 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub keys: Arc<Keys>,
     pub max_body_bytes: usize,
+    /// Longest time until a request's answer starts (its body, a whole unstreamed answer).
+    pub request_timeout: Duration,
 }
 
 /// The whole application: public routes, then every operation of the route table behind API
 /// keys (the table says which routes need an admin key).
 pub fn app(state: AppState) -> Router {
-    let api = routes::operations().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_key,
-    ));
+    let api = routes::operations()
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    let timeout = state.request_timeout;
     Router::new()
         .route("/", get(routes::playground))
         .route("/health", get(routes::health))
@@ -46,8 +57,34 @@ pub fn app(state: AppState) -> Router {
         .merge(api)
         .fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            routes::limit_declared_body,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(
+                    move |_: tower::BoxError| async move { request_timed_out(timeout) },
+                ))
+                .timeout(timeout),
+        )
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// The answer to a request whose answer had not started within the request timeout; its work
+/// (a body still arriving, a generation) was dropped with it.
+fn request_timed_out(timeout: Duration) -> Response {
+    error::http_error(
+        StatusCode::REQUEST_TIMEOUT,
+        "invalid_request_error",
+        "request_timeout",
+        format!(
+            "The request did not complete within the server's limit of {} s; stream long answers \
+             (`\"stream\": true`) or lower `max_tokens`.",
+            timeout.as_secs()
+        ),
+    )
 }
 
 /// One log line per request: method, path, status, time. Headers (and so keys) are never logged.
@@ -125,6 +162,11 @@ fn run(args: Args) -> Result<(), String> {
         registry: registry.clone(),
         keys: Arc::new(Keys::new(config.api_keys, config.admin_keys)),
         max_body_bytes: config.max_body_bytes,
+        request_timeout: config.request_timeout,
+    };
+    let limits = serve::ConnectionLimits {
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,10 +181,8 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         // On stdout, one line, so scripts (and the tests) learn the port when it was 0.
         println!("listening on http://{local}");
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| format!("server error: {e}"))
+        serve::serve(listener, app(state), limits, shutdown_signal()).await;
+        Ok::<(), String>(())
     })?;
     // Every connection has closed: stop the services' workers before exiting.
     for info in registry.list().data {

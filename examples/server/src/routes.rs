@@ -55,6 +55,29 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<B
     Ok(Bytes::from(buf))
 }
 
+/// Middleware for every route: a body declared larger than the limit is answered 413 before
+/// any handler runs (bodies sent without a length are counted as they are read, by
+/// [`read_body`]; the routes outside the route table never read theirs).
+pub async fn limit_declared_body(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
+        let (parts, body) = request.into_parts();
+        return match read_body(&parts.headers, body, state.max_body_bytes).await {
+            Ok(_) => unreachable!("a body declared too large is refused"),
+            Err(error) => error.into_response(),
+        };
+    }
+    next.run(request).await
+}
+
 /// The body as JSON text: valid UTF-8 and well-formed JSON (or empty: no parameters), else a 400
 /// without `param` (a syntax error belongs to no field).
 fn json_text(bytes: &[u8]) -> ApiResult<&str> {

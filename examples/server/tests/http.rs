@@ -53,6 +53,11 @@ struct Settings {
     max_body_bytes: usize,
     /// Also serve the MiniLM embedding model as `EMBEDDER`.
     embedder: bool,
+    request_timeout_secs: u64,
+    idle_timeout_secs: u64,
+    max_connections: usize,
+    /// The server's `RUST_LOG`, when not its default.
+    log_filter: Option<&'static str>,
 }
 
 /// The access name of the embedding service when `Settings::embedder` is set.
@@ -66,6 +71,10 @@ impl Default for Settings {
             admin: false,
             max_body_bytes: 64 * 1024,
             embedder: false,
+            request_timeout_secs: 600,
+            idle_timeout_secs: 30,
+            max_connections: 512,
+            log_filter: None,
         }
     }
 }
@@ -80,10 +89,14 @@ impl Server {
             String::new()
         };
         let config = format!(
-            "listen = \"127.0.0.1:0\"\napi_keys = [\"{USER_KEY}\"]\n{admin}max_body_bytes = {}\n\n\
+            "listen = \"127.0.0.1:0\"\napi_keys = [\"{USER_KEY}\"]\n{admin}max_body_bytes = {}\n\
+             request_timeout_secs = {}\nidle_timeout_secs = {}\nmax_connections = {}\n\n\
              [[services]]\nname = \"test\"\naccess_name = \"{MODEL}\"\nmodel = {:?}\n\
              slots = {}\ncontext_length = 1024\nqueue_size = {}\nthreads = 1\n",
             settings.max_body_bytes,
+            settings.request_timeout_secs,
+            settings.idle_timeout_secs,
+            settings.max_connections,
             model.display().to_string(),
             settings.slots,
             settings.queue_size,
@@ -98,7 +111,11 @@ impl Server {
         let config_path = dir.join(format!("{label}.toml"));
         std::fs::write(&config_path, config).expect("write config");
         let log = dir.join(format!("{label}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_modelservice-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modelservice-server"));
+        if let Some(filter) = settings.log_filter {
+            command.env("RUST_LOG", filter);
+        }
+        let mut child = command
             .arg("--config")
             .arg(&config_path)
             .env_remove("MODELSERVICE_API_KEYS")
@@ -1392,4 +1409,368 @@ async fn model_shortcut_with_keys_from_the_environment() {
     )
     .await;
     assert_eq!(got.0, 200, "{}", got.1);
+}
+
+/// A raw connection to the server, for clients no HTTP library would imitate.
+async fn connect(server: &Server) -> tokio::net::TcpStream {
+    let addr = server.base.strip_prefix("http://").expect("an http base");
+    tokio::net::TcpStream::connect(addr).await.expect("connect")
+}
+
+/// Reads until the server closes the connection (or `limit` passes): what it sent, and when it
+/// closed (`None`: still open at the limit).
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> (String, Option<Duration>) {
+    use tokio::io::AsyncReadExt;
+    let start = Instant::now();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return (
+                    String::from_utf8_lossy(&received).into_owned(),
+                    Some(start.elapsed()),
+                )
+            }
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&received).into_owned(), None),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_after_the_timeouts() {
+    use tokio::io::AsyncWriteExt;
+    let settings = Settings {
+        request_timeout_secs: 2,
+        idle_timeout_secs: 2,
+        ..Settings::default()
+    };
+    let server = Server::start("slow-clients", settings);
+
+    // A connection that never sends a request is closed after the idle timeout.
+    let mut idle = connect(&server).await;
+    let (sent, closed) = read_until_closed(&mut idle, Duration::from_secs(10)).await;
+    let closed = closed.expect("an idle connection is closed");
+    assert!(closed >= Duration::from_millis(1500), "{closed:?}");
+    assert!(sent.is_empty(), "{sent}");
+
+    // Slow-loris headers: one header line every half second never completes the head.
+    let mut slow_head = connect(&server).await;
+    let start = Instant::now();
+    slow_head
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut cut = None;
+    for i in 0..40 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if slow_head
+            .write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            cut = Some(start.elapsed());
+            break;
+        }
+        let (_, closed) = read_until_closed(&mut slow_head, Duration::from_millis(1)).await;
+        if closed.is_some() {
+            cut = Some(start.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("a slow request head is cut");
+    assert!(cut < Duration::from_secs(8), "cut after {cut:?}");
+
+    // Slow-loris body: the head is whole, the body trickles in; the request timeout answers 408.
+    let mut slow_body = connect(&server).await;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {USER_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    );
+    slow_body.write_all(head.as_bytes()).await.unwrap();
+    let start = Instant::now();
+    let writer = tokio::spawn(async move {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if slow_body.write_all(b" ").await.is_err() {
+                break;
+            }
+            let (sent, closed) = read_until_closed(&mut slow_body, Duration::from_millis(1)).await;
+            if !sent.is_empty() || closed.is_some() {
+                let (rest, _) = read_until_closed(&mut slow_body, Duration::from_secs(2)).await;
+                return sent + &rest;
+            }
+        }
+        String::new()
+    });
+    let answer = writer.await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a trickled body gets 408: {answer:?}"
+    );
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // A non-streamed answer that would outlast the request timeout is cut too, and its
+    // generation with it; streamed answers are not.
+    let mut long = chat_body(MODEL, 900);
+    long["logit_bias"] = serde_json::from_str(NO_EOS).unwrap();
+    let got = call(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        USER_KEY,
+        Some(long.clone()),
+    )
+    .await;
+    assert_error(
+        &got,
+        408,
+        "invalid_request_error",
+        Some("request_timeout"),
+        None,
+    );
+    long["stream"] = json!(true);
+    long["max_tokens"] = json!(120);
+    let response = open_stream(&server, long.to_string()).await;
+    let text = response.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_answered_503_and_closed() {
+    use tokio::io::AsyncWriteExt;
+    let settings = Settings {
+        max_connections: 2,
+        ..Settings::default()
+    };
+    let server = Server::start("connection-cap", settings);
+    let held = [connect(&server).await, connect(&server).await];
+    // Let the server accept both before the third arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut third = connect(&server).await;
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut third, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"code\":\"server_busy\""), "{answer}");
+    assert!(closed.is_some(), "the refused connection is closed");
+
+    // Once a held connection closes, a new one is served.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut next = connect(&server).await;
+        next.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (answer, _) = read_until_closed(&mut next, Duration::from_secs(10)).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused: {answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The server's `/metrics` text, read with the user key.
+async fn metrics_text(server: &Server) -> String {
+    let response = http()
+        .get(server.url("/metrics"))
+        .bearer_auth(USER_KEY)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    response.text().await.unwrap()
+}
+
+/// The value of the sample whose name and labels are `series`, as in `/metrics`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_status_tokens_and_time() {
+    let server = Server::start("metrics", Settings::default());
+    let got = send(&server, "GET", "/metrics", None, &[], Payload::Nothing).await;
+    assert_eq!(got.0, 401, "/metrics needs a key");
+
+    let answered = call(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        USER_KEY,
+        Some(chat_body(MODEL, 6)),
+    )
+    .await;
+    assert_eq!(answered.0, 200);
+    let mut too_long = chat_body(MODEL, 6);
+    too_long["max_tokens"] = json!(5000);
+    let refused = call(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        USER_KEY,
+        Some(too_long),
+    )
+    .await;
+    assert_eq!(refused.0, 400);
+
+    let text = metrics_text(&server).await;
+    let service = format!("service=\"{MODEL}\"");
+    assert_eq!(
+        sample(
+            &text,
+            &format!("modelservice_requests_total{{{service},status=\"200\"}}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("modelservice_requests_total{{{service},status=\"400\"}}")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("modelservice_completion_tokens_total{{{service}}}")
+        ),
+        answered.1["usage"]["completion_tokens"].as_f64()
+    );
+    assert_eq!(
+        sample(&text, &format!("modelservice_queue_depth{{{service}}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("modelservice_request_duration_seconds_count{{{service}}}")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("modelservice_time_to_first_token_seconds_bucket{{{service},le=\"+Inf\"}}")
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_a_body_declared_too_large() {
+    let server = Server::start("body-limits", Settings::default());
+    let huge = "x".repeat(Settings::default().max_body_bytes + 1);
+    let too_large = envelope("invalid_request_error", "payload_too_large", None);
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/health"),
+        ("GET", "/metrics"),
+        ("GET", "/console"),
+        ("GET", "/console/assets/console.css"),
+        ("POST", "/no/such/route"),
+        ("POST", "/v1/chat/completions"),
+        ("GET", "/v1/models"),
+        ("POST", "/v1/services"),
+    ] {
+        let (status, _, body) = send(
+            &server,
+            method,
+            path,
+            Some(USER_KEY),
+            &[],
+            Payload::Text(huge.clone()),
+        )
+        .await;
+        assert_eq!(status, 413, "{method} {path}: {body}");
+        assert!(has_fields(&body, &too_large), "{method} {path}: {body}");
+    }
+    assert_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_never_reach_the_log() {
+    const WRONG_KEY: &str = "sk-wrong-key-5be0c4d1";
+    let settings = Settings {
+        log_filter: Some("trace"),
+        ..Settings::default()
+    };
+    let mut server = Server::start("key-logging", settings);
+    let got = call(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        USER_KEY,
+        Some(chat_body(MODEL, 4)),
+    )
+    .await;
+    assert_eq!(got.0, 200);
+    let mut streamed = chat_body(MODEL, 4);
+    streamed["stream"] = json!(true);
+    open_stream(&server, streamed.to_string())
+        .await
+        .text()
+        .await
+        .unwrap();
+    let got = call(&server, "GET", "/v1/models", WRONG_KEY, None).await;
+    assert_eq!(got.0, 401);
+    let got = send(
+        &server,
+        "GET",
+        "/v1/models",
+        None,
+        &[("api_key".into(), USER_KEY.into())],
+        Payload::Nothing,
+    )
+    .await;
+    assert_eq!(got.0, 401);
+    let got = send(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        Some(USER_KEY),
+        &[],
+        Payload::Text(format!("{{\"model\": \"{USER_KEY}\"}}")),
+    )
+    .await;
+    assert_eq!(
+        got.0, 400,
+        "a key pasted into a field is refused, not logged"
+    );
+    metrics_text(&server).await;
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(60)));
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.lines().filter(|l| l.contains("request")).count() >= 5,
+        "logging was on: {log}"
+    );
+    for key in [USER_KEY, WRONG_KEY, "sk-test-user", "sk-wrong"] {
+        assert!(!log.contains(key), "`{key}` is in the log");
+    }
 }
