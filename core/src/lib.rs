@@ -27,6 +27,7 @@
 pub mod api;
 mod backend;
 mod client;
+pub mod cpu_backend;
 mod detokenize;
 mod embed;
 mod embed_pool;

@@ -18,6 +18,7 @@ use crate::api::{
     defaults, unix_now, BaseModel, ChatCompletionRequest, ServiceInfo, ServiceKind, ServiceSpec,
     ServiceStatus, ServiceUsage,
 };
+use crate::cpu_backend;
 use crate::embed_pool::EmbedPool;
 use crate::error::{Error, Result};
 use crate::gguf::{kv_geometry, load_model, service_kind, KvGeometry};
@@ -256,6 +257,7 @@ impl Service {
                 completion_tokens: c.completion_tokens.load(Ordering::Relaxed),
             },
             stats: c.stats(),
+            cpu_backend: cpu_backend::info(),
         }
     }
 
@@ -277,6 +279,7 @@ impl Service {
             created: unix_now(),
             usage: ServiceUsage::default(),
             stats: Default::default(),
+            cpu_backend: cpu_backend::info(),
         }
     }
 
