@@ -15,9 +15,15 @@ const VARIANT_SUFFIX: &str = ".so";
 /// Overrides where the variant modules are looked for.
 pub const BACKEND_DIR_ENV: &str = "MODELSERVICE_BACKEND_DIR";
 
-/// Loads the CPU backend variants (with `cpu-variants`; nothing to load otherwise). Must run
-/// before the llama backend is initialised.
-pub(crate) fn load() -> Result<(), String> {
+/// Loads the CPU backend variants (with `cpu-variants`; nothing to load otherwise), once per
+/// process. The library does it before initialising its backend; a program that initialises a
+/// llama backend of its own (the benchmarks' raw loops) calls it first.
+pub fn load() -> Result<(), String> {
+    static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+    LOADED.get_or_init(load_once).clone()
+}
+
+fn load_once() -> Result<(), String> {
     #[cfg(feature = "cpu-variants")]
     {
         let dir = variant_dir().ok_or_else(|| {
