@@ -78,6 +78,7 @@ fn sentences() -> Vec<String> {
 
 /// The raw loop: prints the best inputs/s of [`PASSES`] passes.
 fn raw_encode_loop(s: &Setup) {
+    modelservice::cpu_backend::load().unwrap();
     let backend = LlamaBackend::init().unwrap();
     let model =
         LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap();

@@ -4,7 +4,8 @@
 //!
 //! `make bench`, or `cargo bench -p modelservice --bench throughput`.
 //! Environment: BENCH_THREADS (default: all cores), BENCH_TOKENS (default 128),
-//! BENCH_MODEL (default: SmolLM2 from scripts/fetch-models).
+//! BENCH_MODEL (default: SmolLM2 from scripts/fetch-models); BENCH_SINGLE_ONLY stops after the
+//! single-stream figures (to compare two builds quickly).
 //!
 //! Baselines: the raw single-sequence loop for single-stream decode and time to first token, and
 //! a raw batched loop (n sequences decoded together, one KV stream each) for each aggregate
@@ -69,6 +70,7 @@ fn greedy_without(model: &LlamaModel, end_of_turn: i32) -> LlamaSampler {
 /// The ceiling: tokenize, decode the prompt, then greedy-decode one token at a time.
 /// Prints `prompt_ms decode_tokens_per_s`.
 fn raw_loop(s: &Setup, prompt_text: &str, end_of_turn: i32) {
+    modelservice::cpu_backend::load().unwrap();
     let backend = LlamaBackend::init().unwrap();
     let model =
         LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap();
@@ -109,6 +111,7 @@ fn raw_loop(s: &Setup, prompt_text: &str, end_of_turn: i32) {
 /// per sequence per step. Prints the generated tokens per second, prompt decoding included, as
 /// the library's aggregate figure counts it.
 fn raw_batched(s: &Setup, prompt_text: &str, end_of_turn: i32, n: usize) {
+    modelservice::cpu_backend::load().unwrap();
     let backend = LlamaBackend::init().unwrap();
     let model =
         LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap();
@@ -276,6 +279,10 @@ fn main() {
     );
     println!("single stream decode       raw llama-cpp-2 loop {raw_tps:7.1} tok/s   modelservice {lib_tps:7.1} tok/s   ({:+.1}%)", (lib_tps / raw_tps - 1.0) * 100.0);
     println!("time to first token        raw llama-cpp-2 loop {raw_prompt_ms:7.1} ms      modelservice {:7.1} ms", ttft.as_secs_f64() * 1000.0);
+    println!(
+        "cpu backend                {}",
+        registry.retrieve(access).unwrap().cpu_backend.variant
+    );
     if pieces + 1 < s.tokens {
         println!(
             "  (note: {pieces} text pieces for {} tokens: some tokens joined into one piece)",
@@ -283,6 +290,9 @@ fn main() {
         );
     }
 
+    if std::env::var_os("BENCH_SINGLE_ONLY").is_some() {
+        return;
+    }
     let mut session = 10;
     for concurrency in [1usize, 2, 4, 8] {
         let raw_aggregate = raw(Some(concurrency))[0];

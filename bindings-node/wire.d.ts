@@ -249,6 +249,17 @@ export interface ContentPart {
   type: string
 }
 
+/** The build of llama.cpp's CPU backend that runs the services of this process. */
+export interface CpuBackend {
+  /** Instruction-set features that backend was built with (e.g. `AVX512`, `AMX_INT8`). */
+  features: string[]
+  /**
+   * The variant picked at run time for this processor (e.g. `sapphirerapids`, `haswell`),
+   * or `built-in` when one CPU backend is compiled into the library.
+   */
+  variant: string
+}
+
 /** The incremental message of a [`ChunkChoice`]. */
 export interface Delta {
   content?: string | null
@@ -309,6 +320,11 @@ export interface EngineStats {
   decode_steps: number
   /** The most sequences that were ever in one decode step. */
   peak_batch_sequences: number
+  /**
+   * Cached prompt prefixes copied from one slot's KV cache to another's (counted in
+   * `prompt_tokens_reused` too).
+   */
+  prefix_copies: number
   /** Prompt tokens taken from a slot's cache instead of being decoded again. */
   prompt_tokens_reused: number
   /** Tokens put through those calls (prompt and generated). */
@@ -423,6 +439,8 @@ export interface ServiceInfo {
   access_name: string
   base_model: BaseModel
   context_length: number
+  /** The CPU backend its instances decode with. */
+  cpu_backend: CpuBackend
   /** Unix seconds. */
   created: number
   /** Stable for the service's life; used for usage tracking. */

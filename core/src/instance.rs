@@ -25,6 +25,16 @@ use crate::pool::{common_prefix, Pool};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::stop::StopMatcher;
 
+/// Prompt tokens fed in one step while other sequences are generating: bounds how long a step,
+/// and so every running stream's next token, can be held up by a long prompt.
+pub(crate) const PROMPT_CHUNK: usize = 128;
+
+/// Copying another slot's cached prefix copies its whole KV stream (`slot_context` cells);
+/// decoding one prompt token costs about as much as copying this many cells (SmolLM2, 1 to 2
+/// threads: a 1024-cell stream copied in about the time of one token, a 4096-cell one of 3 to 5),
+/// so a copy is made only when it saves at least `slot_context / COPY_CELLS_PER_TOKEN` tokens.
+const COPY_CELLS_PER_TOKEN: usize = 256;
+
 /// What a request's stream receives from its instance.
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -65,6 +75,7 @@ pub(crate) struct Counters {
     pub tokens_decoded: AtomicU64,
     pub peak_batch_sequences: AtomicU64,
     pub prompt_tokens_reused: AtomicU64,
+    pub prefix_copies: AtomicU64,
 }
 
 impl Counters {
@@ -74,6 +85,7 @@ impl Counters {
             tokens_decoded: self.tokens_decoded.load(Ordering::Relaxed),
             peak_batch_sequences: self.peak_batch_sequences.load(Ordering::Relaxed),
             prompt_tokens_reused: self.prompt_tokens_reused.load(Ordering::Relaxed),
+            prefix_copies: self.prefix_copies.load(Ordering::Relaxed),
         }
     }
 }
@@ -240,6 +252,9 @@ struct Active {
     next_token: Option<LlamaToken>,
     /// Where this slot's logits are in the current batch.
     logits_at: Option<i32>,
+    /// Whether its prompt has started feeding (before that, a longer cached prefix may still be
+    /// copied from another slot).
+    started: bool,
 }
 
 struct Slot {
@@ -376,8 +391,63 @@ impl<'m> Worker<'m> {
             generated: 0,
             next_token: None,
             logits_at: None,
+            started: false,
         });
         self.arrival.push(index);
+    }
+
+    /// Starts slot `i`'s prompt from the longest prefix another slot (idle or busy) holds, when
+    /// that saves enough decoding over its own cache to pay for copying the other KV stream.
+    fn borrow_prefix(&mut self, ctx: &mut LlamaContext<'_>, i: usize) {
+        let Some(active) = self.slots[i].active.as_ref() else {
+            return;
+        };
+        let own = active.prompt_pos;
+        // The last prompt token is decoded in any case: its logits start the generation.
+        let usable = active.job.prompt.len().saturating_sub(1);
+        let Some((from, shared)) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(j, s)| (j, common_prefix(&s.cached, &active.job.prompt).min(usable)))
+            .max_by_key(|&(j, n)| (n, std::cmp::Reverse(j)))
+        else {
+            return;
+        };
+        if shared <= own || shared - own < self.slot_context / COPY_CELLS_PER_TOKEN {
+            return;
+        }
+        let n_slots = self.slots.len();
+        // llama.cpp asserts on a sequence id outside the context.
+        let (Ok(src), Ok(dst)) = (
+            guards::seq_id(self.slots[from].seq, n_slots),
+            guards::seq_id(self.slots[i].seq, n_slots),
+        ) else {
+            return;
+        };
+        // Between KV streams llama.cpp copies whole streams only (it asserts on a range): copy
+        // it all, then drop what follows the shared prefix. The data moves at the next decode.
+        if ctx.copy_kv_cache_seq(src, dst, None, None).is_err()
+            || ctx.kv_cache_seq_rm(dst, Some(shared as u32), None).is_err()
+        {
+            let _ = ctx.kv_cache_seq_rm(dst, None, None);
+            self.slots[i].cached.clear();
+            if let Some(active) = self.slots[i].active.as_mut() {
+                active.prompt_pos = 0;
+            }
+            return;
+        }
+        let prefix = self.slots[from].cached[..shared].to_vec();
+        let slot = &mut self.slots[i];
+        slot.cached = prefix;
+        if let Some(active) = slot.active.as_mut() {
+            active.prompt_pos = shared;
+        }
+        self.counters
+            .prompt_tokens_reused
+            .fetch_add((shared - own) as u64, Ordering::Relaxed);
+        self.counters.prefix_copies.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Frees the slots of requests whose caller went away.
@@ -400,6 +470,11 @@ impl<'m> Worker<'m> {
 
     /// One decode step over every active slot, then one sampled token per slot that has logits.
     fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) {
+        if let Some(i) = self.next_prompt() {
+            if !self.slots[i].active.as_ref().is_some_and(|a| a.started) {
+                self.borrow_prefix(ctx, i);
+            }
+        }
         let feed = self.plan_feed();
         let sequences = self.fill_batch(batch, &feed);
         let tokens = batch.n_tokens() as u64;
@@ -436,11 +511,24 @@ impl<'m> Worker<'m> {
         }
     }
 
+    /// The slot whose prompt is fed next: the oldest request with prompt tokens left.
+    fn next_prompt(&self) -> Option<usize> {
+        self.arrival.iter().copied().find(|&i| {
+            self.slots[i]
+                .active
+                .as_ref()
+                .is_some_and(|a| a.next_token.is_none() && a.prompt_pos < a.job.prompt.len())
+        })
+    }
+
     /// How many tokens each slot feeds this step: one for every generating sequence (keeps
-    /// every stream moving), then prompt chunks, oldest request first, as room allows.
+    /// every stream moving), then a chunk of the oldest waiting prompt only, so its first token
+    /// is not held back by prompts that came after it; while streams are generating the chunk is
+    /// at most [`PROMPT_CHUNK`] tokens, so a long prompt never stalls them for its whole prefill.
     fn plan_feed(&self) -> Vec<usize> {
         let mut feed = vec![0usize; self.slots.len()];
         let mut room = self.batch_size;
+        let mut generating = false;
         for &i in &self.arrival {
             if self.slots[i]
                 .active
@@ -449,27 +537,30 @@ impl<'m> Worker<'m> {
             {
                 feed[i] = 1;
                 room -= 1;
+                generating = true;
             }
         }
-        for &i in &self.arrival {
-            let active = self.slots[i]
-                .active
-                .as_ref()
-                .expect("arrival lists active slots");
-            let len = active.job.prompt.len();
-            if active.next_token.is_some() || active.prompt_pos == len || room == 0 {
-                continue;
-            }
-            // The last prompt token always gets a step of its own after the rest: its logits are
-            // then computed the same way whether the rest was decoded now or reused from the
-            // cache, so a repeated greedy request repeats its answer exactly.
-            feed[i] = if active.prompt_pos + 1 == len {
-                1
-            } else {
-                (len - 1 - active.prompt_pos).min(room)
-            };
-            room -= feed[i];
-        }
+        let Some(i) = self.next_prompt() else {
+            return feed;
+        };
+        let active = self.slots[i]
+            .active
+            .as_ref()
+            .expect("next_prompt is active");
+        let len = active.job.prompt.len();
+        let room = if generating {
+            room.min(PROMPT_CHUNK)
+        } else {
+            room
+        };
+        // The last prompt token always gets a step of its own after the rest: its logits are
+        // then computed the same way whether the rest was decoded now, reused from the cache or
+        // copied from another slot, so a repeated greedy request repeats its answer exactly.
+        feed[i] = if active.prompt_pos + 1 == len {
+            1
+        } else {
+            (len - 1 - active.prompt_pos).min(room)
+        };
         feed
     }
 
@@ -497,6 +588,7 @@ impl<'m> Worker<'m> {
                 slot.cached.push(token);
                 continue;
             }
+            active.started = true;
             let last = active.prompt_pos + take == active.job.prompt.len();
             if last {
                 active.logits_at = Some(batch.n_tokens());

@@ -28,6 +28,7 @@ pub mod api;
 mod backend;
 mod client;
 mod completion_stream;
+pub mod cpu_backend;
 mod detokenize;
 mod embed;
 mod embed_pool;

@@ -19,6 +19,7 @@ use crate::api::{
     defaults, unix_now, BaseModel, ChatCompletionRequest, ServiceInfo, ServiceKind, ServiceSpec,
     ServiceStatus, ServiceUsage,
 };
+use crate::cpu_backend;
 use crate::embed_pool::EmbedPool;
 use crate::error::{Error, Result};
 use crate::format_guidance::with_format_guidance;
@@ -268,6 +269,7 @@ impl Service {
                 completion_tokens: c.completion_tokens.load(Ordering::Relaxed),
             },
             stats: c.stats(),
+            cpu_backend: cpu_backend::info(),
         }
     }
 
@@ -316,6 +318,7 @@ impl Service {
             created: unix_now(),
             usage: ServiceUsage::default(),
             stats: Default::default(),
+            cpu_backend: cpu_backend::info(),
         }
     }
 

@@ -243,6 +243,7 @@ class EngineStats(OpenAIObject):
 
     decode_steps: int
     peak_batch_sequences: int
+    prefix_copies: int
     prompt_tokens_reused: int
     tokens_decoded: int
 
@@ -266,6 +267,7 @@ class Service(OpenAIObject):
     access_name: str
     base_model: ServiceBaseModel
     context_length: int
+    cpu_backend: dict[str, Any]
     created: int
     id: str
     instances: int

@@ -206,6 +206,19 @@ pub struct EngineStats {
     pub peak_batch_sequences: u64,
     /// Prompt tokens taken from a slot's cache instead of being decoded again.
     pub prompt_tokens_reused: u64,
+    /// Cached prompt prefixes copied from one slot's KV cache to another's (counted in
+    /// `prompt_tokens_reused` too).
+    pub prefix_copies: u64,
+}
+
+/// The build of llama.cpp's CPU backend that runs the services of this process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CpuBackend {
+    /// The variant picked at run time for this processor (e.g. `sapphirerapids`, `haswell`),
+    /// or `built-in` when one CPU backend is compiled into the library.
+    pub variant: String,
+    /// Instruction-set features that backend was built with (e.g. `AVX512`, `AMX_INT8`).
+    pub features: Vec<String>,
 }
 
 /// A service as the product page lists it.
@@ -230,6 +243,8 @@ pub struct ServiceInfo {
     pub created: u64,
     pub usage: ServiceUsage,
     pub stats: EngineStats,
+    /// The CPU backend its instances decode with.
+    pub cpu_backend: CpuBackend,
 }
 
 /// `services.retrieve`: one service by access name.

@@ -1,0 +1,233 @@
+//! Which build of llama.cpp's CPU backend runs the services. With the `cpu-variants` feature the
+//! CPU backend is built once per x86 generation as loadable modules (`libggml-cpu-<variant>.so`)
+//! and llama.cpp loads the best one this processor runs (AVX-512, VNNI, AMX where present), so
+//! one build is both portable and as fast as the machine allows.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::api::CpuBackend;
+
+/// Prefix and suffix of the variant modules' file names.
+const VARIANT_PREFIX: &str = "libggml-cpu-";
+const VARIANT_SUFFIX: &str = ".so";
+/// Overrides where the variant modules are looked for.
+pub const BACKEND_DIR_ENV: &str = "MODELSERVICE_BACKEND_DIR";
+
+/// Loads the CPU backend variants (with `cpu-variants`; nothing to load otherwise), once per
+/// process. The library does it before initialising its backend; a program that initialises a
+/// llama backend of its own (the benchmarks' raw loops) calls it first.
+pub fn load() -> Result<(), String> {
+    static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+    LOADED.get_or_init(load_once).clone()
+}
+
+fn load_once() -> Result<(), String> {
+    #[cfg(feature = "cpu-variants")]
+    {
+        let dir = variant_dir().ok_or_else(|| {
+            format!(
+                "no llama.cpp CPU backend modules ({VARIANT_PREFIX}*{VARIANT_SUFFIX}) found next to \
+                 the modelservice library, in ${BACKEND_DIR_ENV}, or where they were built"
+            )
+        })?;
+        let path = std::ffi::CString::new(dir.to_string_lossy().into_owned())
+            .map_err(|_| format!("backend directory {} holds a NUL byte", dir.display()))?;
+        // SAFETY: a valid NUL-terminated path; llama.cpp copies it.
+        unsafe { llama_cpp_sys_2::ggml_backend_load_all_from_path(path.as_ptr()) };
+        // SAFETY: plain query of llama.cpp's backend registry.
+        if unsafe { llama_cpp_sys_2::ggml_backend_dev_count() } == 0 {
+            return Err(format!(
+                "none of the llama.cpp CPU backend modules in {} runs on this processor",
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The directories searched for variant modules, in order: `$MODELSERVICE_BACKEND_DIR`, the
+/// directory of the library or program holding this code (where the Python wheel, the Node
+/// addon and the C library carry them), that of llama.cpp's own library, and the build's.
+pub fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os(BACKEND_DIR_ENV) {
+        dirs.push(PathBuf::from(dir));
+    }
+    dirs.extend(object_dir(search_dirs as *const c_void));
+    dirs.extend(object_dir(
+        llama_cpp_sys_2::ggml_backend_dev_count as *const c_void,
+    ));
+    dirs.extend(llama_cpp_sys_2::BACKENDS_DIR.map(PathBuf::from));
+    dirs
+}
+
+#[cfg_attr(not(feature = "cpu-variants"), allow(dead_code))]
+fn variant_dir() -> Option<PathBuf> {
+    search_dirs().into_iter().find(|dir| holds_variants(dir))
+}
+
+fn holds_variants(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| variant_name(&e.file_name().to_string_lossy()).is_some())
+    })
+}
+
+/// `sapphirerapids` for `libggml-cpu-sapphirerapids.so`.
+fn variant_name(file_name: &str) -> Option<&str> {
+    file_name
+        .strip_prefix(VARIANT_PREFIX)?
+        .strip_suffix(VARIANT_SUFFIX)
+        .filter(|v| !v.is_empty())
+}
+
+/// The CPU backend the process uses: the variant picked, and the instruction-set features it
+/// was built with. Read once, after the backend is loaded.
+pub(crate) fn info() -> CpuBackend {
+    static INFO: OnceLock<CpuBackend> = OnceLock::new();
+    if crate::backend::backend().is_err() {
+        return CpuBackend {
+            variant: "unavailable".into(),
+            features: Vec::new(),
+        };
+    }
+    INFO.get_or_init(|| {
+        let info = read_info();
+        tracing::info!(
+            target: "modelservice::load",
+            variant = %info.variant,
+            features = %info.features.join(" "),
+            "llama.cpp CPU backend"
+        );
+        info
+    })
+    .clone()
+}
+
+fn read_info() -> CpuBackend {
+    let built_in = || CpuBackend {
+        variant: "built-in".into(),
+        features: Vec::new(),
+    };
+    // SAFETY: registry lookups by a static NUL-terminated name; null when absent.
+    let reg = unsafe { llama_cpp_sys_2::ggml_backend_reg_by_name(c"CPU".as_ptr()) };
+    if reg.is_null() {
+        return built_in();
+    }
+    // SAFETY: `reg` is a live registry entry; the name is NUL-terminated.
+    let get_features = unsafe {
+        llama_cpp_sys_2::ggml_backend_reg_get_proc_address(
+            reg,
+            c"ggml_backend_get_features".as_ptr(),
+        )
+    };
+    if get_features.is_null() {
+        return built_in();
+    }
+    // The module that defines the function is the variant that was loaded.
+    let variant = object_path(get_features.cast_const())
+        .and_then(|p| {
+            p.file_name()
+                .and_then(|f| variant_name(&f.to_string_lossy()).map(str::to_owned))
+        })
+        .unwrap_or_else(|| "built-in".into());
+    // SAFETY: llama.cpp documents this proc address as `ggml_backend_get_features_t`.
+    let get_features: llama_cpp_sys_2::ggml_backend_get_features_t =
+        unsafe { std::mem::transmute(get_features) };
+    let mut features = Vec::new();
+    if let Some(get_features) = get_features {
+        // SAFETY: returns a static array terminated by an entry whose name is null.
+        unsafe {
+            let mut entry = get_features(reg);
+            while !entry.is_null() && !(*entry).name.is_null() {
+                let name = CStr::from_ptr((*entry).name).to_string_lossy();
+                let value = if (*entry).value.is_null() {
+                    "".into()
+                } else {
+                    CStr::from_ptr((*entry).value).to_string_lossy()
+                };
+                features.push(if value == "1" {
+                    name.into_owned()
+                } else {
+                    format!("{name}={value}")
+                });
+                entry = entry.add(1);
+            }
+        }
+    }
+    CpuBackend { variant, features }
+}
+
+#[repr(C)]
+struct DlInfo {
+    fname: *const c_char,
+    fbase: *mut c_void,
+    sname: *const c_char,
+    saddr: *mut c_void,
+}
+
+extern "C" {
+    fn dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int;
+}
+
+/// The file of the shared object (or program) that holds `addr`.
+fn object_path(addr: *const c_void) -> Option<PathBuf> {
+    let mut info = DlInfo {
+        fname: std::ptr::null(),
+        fbase: std::ptr::null_mut(),
+        sname: std::ptr::null(),
+        saddr: std::ptr::null_mut(),
+    };
+    // SAFETY: dladdr only reads the address and fills `info`.
+    if unsafe { dladdr(addr, &mut info) } == 0 || info.fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr's file name is a NUL-terminated string owned by the loader.
+    let name = unsafe { CStr::from_ptr(info.fname) }
+        .to_string_lossy()
+        .into_owned();
+    let path = PathBuf::from(name);
+    // The main program's name may be relative to where it was started.
+    std::fs::canonicalize(&path).ok().or(Some(path))
+}
+
+fn object_dir(addr: *const c_void) -> Option<PathBuf> {
+    object_path(addr)?.parent().map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_names_come_from_module_file_names() {
+        assert_eq!(
+            variant_name("libggml-cpu-sapphirerapids.so"),
+            Some("sapphirerapids")
+        );
+        assert_eq!(variant_name("libggml-cpu-.so"), None);
+        assert_eq!(variant_name("libggml-base.so"), None);
+        assert_eq!(variant_name("libggml-cpu-x64.so.1"), None);
+    }
+
+    #[test]
+    fn the_cpu_backend_reports_its_features() {
+        crate::backend::backend().expect("backend");
+        let info = info();
+        assert!(!info.variant.is_empty());
+        assert!(
+            info.features
+                .iter()
+                .any(|f| f.starts_with("SSE") || f.starts_with("AVX")),
+            "{info:?}"
+        );
+        if cfg!(feature = "cpu-variants") {
+            assert_ne!(info.variant, "built-in");
+        } else {
+            assert_eq!(info.variant, "built-in");
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The worker's scheduling on the real model: the oldest prompt gets its first token first, a
+//! long prompt is fed in chunks that keep running streams moving, and a prefix cached in another
+//! slot is copied instead of decoded again, with greedy answers unchanged.
+
+mod common;
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use common::*;
+use modelservice::{ChatCompletionRequest, ChatMessage, Registry};
+
+fn with_system(
+    model: &str,
+    system: &str,
+    question: &str,
+    max_tokens: u32,
+) -> ChatCompletionRequest {
+    let mut req = ChatCompletionRequest::new(
+        model,
+        vec![ChatMessage::system(system), ChatMessage::user(question)],
+    );
+    req.temperature = Some(0.0);
+    req.max_tokens = Some(max_tokens);
+    req
+}
+
+fn streaming(mut req: ChatCompletionRequest) -> ChatCompletionRequest {
+    req.stream = Some(true);
+    req
+}
+
+const SYSTEM: &str = "You are a careful assistant for a library. You answer questions about \
+    books, authors and opening hours in one short, friendly sentence, and you never invent facts.";
+
+#[test]
+fn a_prefix_cached_in_a_busy_slot_is_copied_and_the_answer_is_unchanged() {
+    let registry = Registry::new();
+    let mut two_slots = spec("sched/copy", smollm2());
+    two_slots.slots = 2;
+    registry.deploy(two_slots).unwrap();
+    let mut fresh = spec("sched/fresh", smollm2());
+    fresh.slots = 1;
+    registry.deploy(fresh).unwrap();
+
+    let question = "When does the library open on Sundays?";
+    let expected = registry
+        .chat_blocking(with_system("sched/fresh", SYSTEM, question, 16))
+        .unwrap();
+
+    // Slot 0 is busy generating an answer that shares the system prompt.
+    let mut busy = registry
+        .chat_stream(streaming(with_system(
+            "sched/copy",
+            SYSTEM,
+            "Who wrote the most books in your collection?",
+            64,
+        )))
+        .unwrap();
+    busy.next_blocking().unwrap().unwrap();
+    busy.next_blocking().unwrap().unwrap();
+    let before = registry.retrieve("sched/copy").unwrap().stats;
+
+    let copied = registry
+        .chat_blocking(with_system("sched/copy", SYSTEM, question, 16))
+        .unwrap();
+    let after = registry.retrieve("sched/copy").unwrap().stats;
+    drop(busy);
+
+    assert_eq!(after.prefix_copies - before.prefix_copies, 1);
+    let reused = after.prompt_tokens_reused - before.prompt_tokens_reused;
+    assert!(
+        reused as u32 > copied.usage.prompt_tokens / 2,
+        "only {reused} of {} prompt tokens came from the other slot",
+        copied.usage.prompt_tokens
+    );
+    assert_eq!(
+        content(&copied),
+        content(&expected),
+        "greedy answer on a copied prefix differs from the one computed fresh"
+    );
+}
+
+#[test]
+fn the_oldest_prompt_gets_its_first_token_first() {
+    let registry = Arc::new(Registry::new());
+    registry.deploy(spec("sched/order", smollm2())).unwrap();
+    // Different long prompts: each prefill takes a while, so first tokens are far apart when
+    // prompts are fed one after the other, and all come together when fed in one batch.
+    let topics = ["rivers", "mountains", "deserts", "forests"];
+    let streams: Vec<_> = topics
+        .iter()
+        .map(|t| {
+            let text = format!("Tell me about {t}. ").repeat(40);
+            registry
+                .chat_stream(streaming(greedy("sched/order", &text, 4)))
+                .unwrap()
+        })
+        .collect();
+    let start = Instant::now();
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|mut stream| {
+            thread::spawn(move || {
+                // The first chunk carries the role, the next one the first text.
+                stream.next_blocking().unwrap().unwrap();
+                stream.next_blocking().unwrap().unwrap();
+                let first = start.elapsed();
+                while stream.next_blocking().is_some() {}
+                first
+            })
+        })
+        .collect();
+    let firsts: Vec<_> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    for pair in firsts.windows(2) {
+        assert!(
+            pair[0] < pair[1],
+            "first tokens did not come in arrival order: {firsts:?}"
+        );
+    }
+}
+
+#[test]
+fn a_long_prompt_does_not_stall_a_running_stream() {
+    let registry = Registry::new();
+    registry.deploy(spec("sched/chunks", smollm2())).unwrap();
+    let mut running = registry
+        .chat_stream(streaming(greedy(
+            "sched/chunks",
+            "Write a long story about a lighthouse keeper.",
+            48,
+        )))
+        .unwrap();
+    running.next_blocking().unwrap().unwrap();
+    running.next_blocking().unwrap().unwrap();
+
+    // About 900 prompt tokens: fed 128 per step next to the running stream's tokens.
+    let long = "Summarise the following notes about trains. ".repeat(100);
+    let mut late = registry
+        .chat_stream(streaming(greedy("sched/chunks", &long, 4)))
+        .unwrap();
+    let reader = thread::spawn(move || {
+        late.next_blocking().unwrap().unwrap();
+        late.next_blocking().unwrap().unwrap();
+        Instant::now()
+    });
+    let mut arrivals = Vec::new();
+    while let Some(chunk) = running.next_blocking() {
+        chunk.unwrap();
+        arrivals.push(Instant::now());
+    }
+    let late_first = reader.join().unwrap();
+    let during = arrivals.iter().filter(|&&t| t < late_first).count();
+    assert!(
+        during >= 6,
+        "the running stream got only {during} chunks while a long prompt was prefilled"
+    );
+}
