@@ -51,7 +51,7 @@ mod template;
 pub mod wait;
 
 pub use api::*;
-pub use client::{Chat, Client, Completions, Embeddings, Models, Services};
+pub use client::{Chat, Client, Completions, Embeddings, Models, Services, TextCompletions};
 pub use completion_stream::CompletionStream;
 pub use error::{Error, ErrorBody, ErrorEnvelope, Result};
 pub use ops::{wants_stream, CallFuture, Operation, ResponseStream};
