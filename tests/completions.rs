@@ -326,3 +326,26 @@ fn hostile_prompts_end_in_an_answer_or_a_4xx() {
         .unwrap();
     assert_eq!(again.usage.unwrap().completion_tokens, 2);
 }
+
+/// The async Rust client: `client.completions().create(...)` and its stream give the same text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_serves_text_completions() {
+    let client = modelservice::Client::with_registry(registry());
+    let whole = client
+        .completions()
+        .create(greedy_completion(PROMPT, Some(6)))
+        .await
+        .unwrap();
+    let mut stream = client
+        .completions()
+        .create_stream(greedy_completion(PROMPT, Some(6)))
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while let Some(chunk) = stream.next_chunk().await {
+        for c in chunk.unwrap().choices {
+            text.push_str(&c.text);
+        }
+    }
+    assert_eq!(text, whole.choices[0].text);
+}

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use crate::api::{
-    ChatCompletion, ChatCompletionRequest, EmbeddingRequest, EmbeddingResponse, Model, ModelList,
-    ServiceInfo, ServiceList, ServiceSpec,
+    ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingRequest,
+    EmbeddingResponse, Model, ModelList, ServiceInfo, ServiceList, ServiceSpec,
 };
+use crate::completion_stream::CompletionStream;
 use crate::error::Result;
 use crate::ops::off_thread;
 use crate::registry::Registry;
@@ -36,6 +37,11 @@ impl Client {
     /// `client.chat().completions()`.
     pub fn chat(&self) -> Chat<'_> {
         Chat { client: self }
+    }
+
+    /// `client.completions()`: legacy text completions (the prompt as given, no chat template).
+    pub fn completions(&self) -> TextCompletions<'_> {
+        TextCompletions { client: self }
     }
 
     /// `client.embeddings()`.
@@ -82,6 +88,26 @@ impl Completions<'_> {
         request: ChatCompletionRequest,
     ) -> Result<ChatCompletionStream> {
         self.client.registry.chat_stream(request)
+    }
+}
+
+pub struct TextCompletions<'a> {
+    client: &'a Client,
+}
+
+impl TextCompletions<'_> {
+    /// A whole text completion: choices prompt-major, then by `n`.
+    pub async fn create(&self, request: CompletionRequest) -> Result<Completion> {
+        self.client
+            .registry
+            .completion_stream(request)?
+            .collect()
+            .await
+    }
+
+    /// A streamed text completion. Dropping the stream stops the generation.
+    pub async fn create_stream(&self, request: CompletionRequest) -> Result<CompletionStream> {
+        self.client.registry.completion_stream(request)
     }
 }
 

@@ -55,7 +55,7 @@ mod tool_calling;
 pub mod wait;
 
 pub use api::*;
-pub use client::{Chat, Client, Completions, Embeddings, Models, Services};
+pub use client::{Chat, Client, Completions, Embeddings, Models, Services, TextCompletions};
 pub use completion_stream::CompletionStream;
 pub use error::{Error, ErrorBody, ErrorEnvelope, Result};
 pub use ops::{wants_stream, CallFuture, Operation, ResponseStream};
