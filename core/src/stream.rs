@@ -15,8 +15,8 @@ use crate::api::{
 };
 use crate::error::{Error, Result};
 use crate::instance::Event;
-use crate::tool_calling::{Parsed, ToolParser, ToolReading};
 use crate::metrics::RequestTimer;
+use crate::tool_calling::{Parsed, ToolParser, ToolReading};
 
 struct ChoiceStream {
     events: UnboundedReceiver<Event>,
