@@ -474,14 +474,3 @@ fn tool_errors_name_the_field() {
         assert_eq!(err.param(), Some(param), "{body}: {err}");
     }
 }
-
-#[test]
-#[ignore = "a probe: prints what the model answers to $TOOLS_PROBE (a JSON list of bodies)"]
-fn probe() {
-    let registry = registry();
-    let bodies: Vec<Value> = serde_json::from_str(&std::env::var("TOOLS_PROBE").unwrap()).unwrap();
-    for body in bodies {
-        let out = create(&registry, &body);
-        eprintln!("PROBE {}\n  => {}", body["messages"], out["choices"][0]);
-    }
-}
