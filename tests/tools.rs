@@ -145,6 +145,16 @@ fn calls_of(completion: &Value) -> &Vec<Value> {
 
 /// Streams `body` and rebuilds the message from the deltas, checking their OpenAI shape.
 fn stream_message(registry: &Registry, body: &Value) -> (Option<String>, Vec<Value>, String) {
+    let (content, calls, finish, _) = stream_message_counted(registry, body);
+    (content, calls, finish)
+}
+
+/// [`stream_message`], with the number of argument fragments.
+fn stream_message_counted(
+    registry: &Registry,
+    body: &Value,
+) -> (Option<String>, Vec<Value>, String, usize) {
+    let mut fragments = 0;
     let mut stream = registry
         .stream("chat.completions.create", &body.to_string())
         .unwrap();
@@ -171,6 +181,7 @@ fn stream_message(registry: &Registry, body: &Value) -> (Option<String>, Vec<Val
                     "function": {"name": delta["function"]["name"], "arguments": ""}}));
             } else {
                 assert!(delta.get("type").is_none() && delta["function"].get("name").is_none());
+                fragments += 1;
                 let args = calls[index]["function"]["arguments"]
                     .as_str()
                     .unwrap()
@@ -183,7 +194,12 @@ fn stream_message(registry: &Registry, body: &Value) -> (Option<String>, Vec<Val
             finish = f.to_owned();
         }
     }
-    ((!content.is_empty()).then_some(content), calls, finish)
+    (
+        (!content.is_empty()).then_some(content),
+        calls,
+        finish,
+        fragments,
+    )
 }
 
 #[test]
@@ -218,7 +234,10 @@ fn required_and_named_calls_validate_and_stream() {
                 assert_eq!(calls[0]["function"]["name"], "get_weather");
             }
             // Streamed: the same calls (ids aside), argument fragments concatenated.
-            let (content, streamed, streamed_finish) = stream_message(&registry, &body);
+            let (content, streamed, streamed_finish, fragments) =
+                stream_message_counted(&registry, &body);
+            // The arguments stream as they are generated, not in one piece.
+            assert!(fragments > 2, "{model}: {fragments} fragments");
             assert_eq!(content, None, "{model}");
             assert_eq!(streamed_finish, finish, "{model}");
             assert_eq!(streamed.len(), calls.len());
@@ -453,16 +472,5 @@ fn tool_errors_name_the_field() {
             .expect_err(&body.to_string());
         assert_eq!(err.status(), 400, "{err}");
         assert_eq!(err.param(), Some(param), "{body}: {err}");
-    }
-}
-
-#[test]
-#[ignore = "a probe: prints what the model answers to $TOOLS_PROBE (a JSON list of bodies)"]
-fn probe() {
-    let registry = registry();
-    let bodies: Vec<Value> = serde_json::from_str(&std::env::var("TOOLS_PROBE").unwrap()).unwrap();
-    for body in bodies {
-        let out = create(&registry, &body);
-        eprintln!("PROBE {}\n  => {}", body["messages"], out["choices"][0]);
     }
 }

@@ -112,8 +112,8 @@ impl ChatCompletionStream {
         self
     }
 
-    /// Queues the chunks of parsed text: content deltas, and for each call a delta that opens
-    /// it (id, type, name, empty arguments) and one with its arguments.
+    /// Queues the chunks of parsed text: content deltas, for each call a delta that opens it
+    /// (id, type, name, empty arguments), then deltas with its argument fragments.
     fn emit_parsed(&mut self, index: u32, parsed: Vec<Parsed>) {
         for item in parsed {
             let delta = match item {
@@ -121,36 +121,34 @@ impl ChatCompletionStream {
                     content: Some(text),
                     ..Delta::default()
                 },
-                Parsed::Call(call) => {
+                Parsed::CallStart(name) => {
                     let choice = &mut self.choices[index as usize];
                     let call_index = choice.calls;
                     choice.calls += 1;
-                    let open = Delta {
+                    Delta {
                         tool_calls: Some(vec![ToolCallDelta {
                             index: call_index,
                             id: Some(crate::ids::tool_call_id()),
                             kind: Some(ToolKind::Function),
                             function: Some(FunctionCallDelta {
-                                name: Some(call.name),
+                                name: Some(name),
                                 arguments: Some(String::new()),
                             }),
                         }]),
                         ..Delta::default()
-                    };
-                    let chunk = self.chunk(index, open, None);
-                    self.ready.push_back(chunk);
-                    Delta {
-                        tool_calls: Some(vec![ToolCallDelta {
-                            index: call_index,
-                            function: Some(FunctionCallDelta {
-                                name: None,
-                                arguments: Some(call.arguments),
-                            }),
-                            ..ToolCallDelta::default()
-                        }]),
-                        ..Delta::default()
                     }
                 }
+                Parsed::CallArgs(fragment) => Delta {
+                    tool_calls: Some(vec![ToolCallDelta {
+                        index: self.choices[index as usize].calls.saturating_sub(1),
+                        function: Some(FunctionCallDelta {
+                            name: None,
+                            arguments: Some(fragment),
+                        }),
+                        ..ToolCallDelta::default()
+                    }]),
+                    ..Delta::default()
+                },
             };
             let chunk = self.chunk(index, delta, None);
             self.ready.push_back(chunk);

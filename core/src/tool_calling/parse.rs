@@ -1,6 +1,8 @@
 //! Reading tool calls out of generated text, as it streams: text before a format's marker is
-//! content (emitted as soon as it cannot be the start of a marker), each call is emitted once
-//! its JSON is complete. The same parser serves streamed and whole answers, so both agree.
+//! content (emitted as soon as it cannot be the start of a marker); a call starts once its name
+//! is complete, and its arguments follow as they grow (compact JSON: whitespace outside strings
+//! dropped, so every fragment is final). The same parser serves streamed and whole answers, so
+//! both agree.
 
 use serde_json::Value;
 
@@ -10,7 +12,10 @@ use super::format::ToolFormat;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Parsed {
     Content(String),
-    Call(ParsedCall),
+    /// A new call, by its function's name.
+    CallStart(String),
+    /// More of the last started call's arguments.
+    CallArgs(String),
 }
 
 /// One complete call.
@@ -51,6 +56,15 @@ pub(crate) struct ToolParser {
     state: State,
     /// Whether any text was seen yet (a Llama 3 call must open the answer).
     started: bool,
+    /// The call being read.
+    open: OpenCall,
+}
+
+/// Whether the call being read was started, and how much of its arguments went out.
+#[derive(Debug, Default)]
+struct OpenCall {
+    started: bool,
+    args_sent: usize,
 }
 
 const HERMES_CLOSE: &str = "</tool_call>";
@@ -67,6 +81,7 @@ impl ToolParser {
                 State::Content
             },
             started: false,
+            open: OpenCall::default(),
         }
     }
 
@@ -83,6 +98,10 @@ impl ToolParser {
         let mut out = Vec::new();
         while self.step(&mut out, true) {}
         let rest = std::mem::take(&mut self.buf);
+        if self.open.started {
+            // A call cut short (max_tokens) keeps what it had.
+            self.state = State::Done;
+        }
         match self.state {
             // A call cut short (max_tokens) is dropped; the complete ones were emitted.
             State::Done | State::CloseTag | State::CallArray => {}
@@ -152,19 +171,34 @@ impl ToolParser {
             self.state = State::CallArray;
             return true;
         }
-        let Some((value, end)) = complete_json(&self.buf[start..]) else {
-            return false;
+        let text = self.buf[start..].to_owned();
+        let (value, end) = match complete_json(&text) {
+            None => {
+                self.read_call(&text, false, false, out);
+                return false;
+            }
+            Some((Err(_), _)) if !self.open.started => {
+                // Not JSON after the marker: keep the text as content.
+                self.state = State::Content;
+                return true;
+            }
+            Some((Err(_), _)) => {
+                self.state = State::Done;
+                return true;
+            }
+            Some((Ok(value), end)) => (value, end),
         };
-        let Ok(value) = value else {
-            // Not JSON after the marker: keep the text as content.
-            self.state = State::Content;
-            return true;
-        };
-        let calls: Vec<ParsedCall> = match value {
-            Value::Array(items) => items.iter().filter_map(call_from).collect(),
-            other => call_from(&other).into_iter().collect(),
-        };
-        out.extend(calls.into_iter().map(Parsed::Call));
+        match value {
+            Value::Array(items) if !self.open.started => {
+                items
+                    .iter()
+                    .filter_map(call_from)
+                    .for_each(|c| push_call(out, c));
+            }
+            _ => {
+                self.read_call(&text[..end], true, false, out);
+            }
+        }
         self.buf.drain(..start + end);
         self.state = if self.format == ToolFormat::Hermes {
             State::CloseTag
@@ -205,17 +239,25 @@ impl ToolParser {
             self.state = State::Content;
             return true;
         }
-        match complete_json(text) {
-            Some((Ok(value), end)) => match call_from(&value) {
-                Some(call) if self.names.contains(&call.name) => {
-                    out.push(Parsed::Call(call));
+        let text = text.to_owned();
+        match complete_json(&text) {
+            Some((Ok(_), end)) => {
+                if self.read_call(&text[..end], true, true, out) {
                     self.buf.drain(..start + end);
                     true
+                } else {
+                    self.plain_text(out)
                 }
-                _ => self.plain_text(out),
-            },
-            Some((Err(_), _)) => self.plain_text(out),
-            None => false,
+            }
+            Some((Err(_), _)) if !self.open.started => self.plain_text(out),
+            Some((Err(_), _)) => {
+                self.state = State::Done;
+                true
+            }
+            None => {
+                self.read_call(&text, false, true, out);
+                false
+            }
         }
     }
 
@@ -251,7 +293,10 @@ impl ToolParser {
         match complete_json(text) {
             Some((Ok(Value::Object(obj)), end)) => {
                 if let Some(Value::Array(calls)) = obj.get("tool_calls") {
-                    out.extend(calls.iter().filter_map(call_from).map(Parsed::Call));
+                    calls
+                        .iter()
+                        .filter_map(call_from)
+                        .for_each(|c| push_call(out, c));
                 } else if let Some(Value::String(s)) = obj.get("response") {
                     emit_content(out, s.clone());
                 } else {
@@ -288,10 +333,14 @@ impl ToolParser {
             };
             return true;
         }
-        match complete_json(text) {
-            None => false,
-            Some((Ok(value), end)) => {
-                out.extend(call_from(&value).map(Parsed::Call));
+        let text = text.to_owned();
+        match complete_json(&text) {
+            None => {
+                self.read_call(&text, false, false, out);
+                false
+            }
+            Some((Ok(_), end)) => {
+                self.read_call(&text[..end], true, false, out);
                 self.buf.drain(..start + end);
                 true
             }
@@ -301,6 +350,68 @@ impl ToolParser {
                 true
             }
         }
+    }
+
+    /// Reads the call object `text` (complete or not): starts the call once its name is known
+    /// (with `gated`, only a name of the callable tools), then sends the arguments that are new.
+    /// Returns whether the text is a call (false: not one, or not yet known to be).
+    fn read_call(
+        &mut self,
+        text: &str,
+        complete: bool,
+        gated: bool,
+        out: &mut Vec<Parsed>,
+    ) -> bool {
+        let scan = scan_call(text);
+        let allowed = |name: &str| !gated || self.names.iter().any(|n| n == name);
+        if !self.open.started {
+            match &scan.name {
+                Some(name) if allowed(name) => {
+                    out.push(Parsed::CallStart(name.clone()));
+                    self.open.started = true;
+                }
+                _ if complete => {
+                    // OpenAI's `{"type": "function", "function": {...}}` wrapper, or no call.
+                    let wrapped = serde_json::from_str::<Value>(text)
+                        .ok()
+                        .as_ref()
+                        .and_then(call_from)
+                        .filter(|c| allowed(&c.name));
+                    return match wrapped {
+                        Some(call) => {
+                            push_call(out, call);
+                            true
+                        }
+                        None => false,
+                    };
+                }
+                _ => return false,
+            }
+        }
+        let fragment = match scan.args {
+            Some((from, to)) => {
+                let raw = &text[from..to.unwrap_or(text.len())];
+                if raw.starts_with('"') {
+                    // Arguments sent as a JSON text in a string: whole, once complete.
+                    match (to, self.open.args_sent) {
+                        (Some(_), 0) => serde_json::from_str::<String>(raw).ok(),
+                        _ => None,
+                    }
+                } else {
+                    compact(raw).get(self.open.args_sent..).map(str::to_owned)
+                }
+            }
+            None if complete && self.open.args_sent == 0 => Some("{}".to_owned()),
+            None => None,
+        };
+        if let Some(fragment) = fragment.filter(|f| !f.is_empty()) {
+            self.open.args_sent += fragment.len();
+            out.push(Parsed::CallArgs(fragment));
+        }
+        if complete {
+            self.open = OpenCall::default();
+        }
+        true
     }
 
     fn response_string(&mut self, out: &mut Vec<Parsed>) -> bool {
@@ -315,6 +426,87 @@ impl ToolParser {
             self.buf.drain(..safe);
         }
         false
+    }
+}
+
+/// A call known whole at once.
+fn push_call(out: &mut Vec<Parsed>, call: ParsedCall) {
+    out.push(Parsed::CallStart(call.name));
+    out.push(Parsed::CallArgs(call.arguments));
+}
+
+/// JSON text without whitespace outside strings. Compacting a prefix gives a prefix of the
+/// compacted whole, so fragments sent early stay right.
+fn compact(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in raw.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What the (possibly partial) text of a call object shows so far.
+#[derive(Debug, Default)]
+struct CallScan {
+    name: Option<String>,
+    /// Where the arguments' value starts, and ends once complete.
+    args: Option<(usize, Option<usize>)>,
+}
+
+/// Reads the keys of a call object as far as they are complete.
+fn scan_call(text: &str) -> CallScan {
+    let mut scan = CallScan::default();
+    let skip_ws = |i: usize| text.len() - text[i..].trim_start().len();
+    let mut i = skip_ws(0);
+    if !text[i..].starts_with('{') {
+        return scan;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(i);
+        let Some((Ok(Value::String(key)), end)) = complete_json(&text[i..]) else {
+            return scan;
+        };
+        i = skip_ws(i + end);
+        if !text[i..].starts_with(':') {
+            return scan;
+        }
+        i = skip_ws(i + 1);
+        let is_args = key == "arguments" || key == "parameters";
+        match complete_json(&text[i..]) {
+            Some((Ok(value), end)) => {
+                if key == "name" {
+                    scan.name = value.as_str().map(str::to_owned);
+                } else if is_args {
+                    scan.args = Some((i, Some(i + end)));
+                }
+                i = skip_ws(i + end);
+            }
+            None if is_args && i < text.len() => {
+                scan.args = Some((i, None));
+                return scan;
+            }
+            _ => return scan,
+        }
+        if !text[i..].starts_with(',') {
+            return scan;
+        }
+        i += 1;
     }
 }
 
@@ -450,7 +642,8 @@ mod tests {
         for e in events {
             match e {
                 Parsed::Content(t) => content.push_str(&t),
-                Parsed::Call(c) => calls.push((c.name, c.arguments)),
+                Parsed::CallStart(name) => calls.push((name, String::new())),
+                Parsed::CallArgs(args) => calls.last_mut().unwrap().1.push_str(&args),
             }
         }
         (content, calls)
@@ -502,13 +695,17 @@ mod tests {
     fn hermes_partial_text_while_streaming() {
         let mut p = ToolParser::new(ToolFormat::Hermes, names());
         assert_eq!(p.push("Sure <tool"), vec![Parsed::Content("Sure".into())]);
-        assert_eq!(p.push("_call>{\"name\": \"get_weather\", \"argu"), vec![]);
         assert_eq!(
-            p.push("ments\": {}}</tool_call>"),
-            vec![Parsed::Call(ParsedCall {
-                name: "get_weather".into(),
-                arguments: "{}".into()
-            })]
+            p.push("_call>{\"name\": \"get_weather\", \"argu"),
+            vec![Parsed::CallStart("get_weather".into())]
+        );
+        assert_eq!(
+            p.push("ments\": {\"city\": \"Pa"),
+            vec![Parsed::CallArgs("{\"city\":\"Pa".into())]
+        );
+        assert_eq!(
+            p.push("ris\"}}</tool_call>"),
+            vec![Parsed::CallArgs("ris\"}".into())]
         );
         assert_eq!(p.finish(), vec![]);
         // A held-back partial marker that never completes is content after all.
@@ -596,6 +793,22 @@ mod tests {
                 "{\"tool_calls\": [{\"name\": \"get_time\", \"arguments\": {}}, {\"name\": \"get_w"
             ),
             (String::new(), vec![call("get_time", "{}")])
+        );
+        // Cut in the arguments: the call keeps what it had.
+        assert_eq!(
+            parse_all_ways(
+                ToolFormat::Generic,
+                "{\"tool_calls\": [{\"name\": \"get_time\", \"arguments\": {\"tz\": \"CE"
+            ),
+            (String::new(), vec![call("get_time", "{\"tz\":\"CE")])
+        );
+        // Arguments given as a JSON string, and keys in any order.
+        assert_eq!(
+            parse_all_ways(
+                ToolFormat::Generic,
+                "{\"tool_calls\": [{\"arguments\": \"{\\\"tz\\\": 1}\", \"name\": \"get_time\"}]}"
+            ),
+            (String::new(), vec![call("get_time", "{\"tz\": 1}")])
         );
         // Anything else is text.
         assert_eq!(
