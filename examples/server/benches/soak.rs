@@ -468,7 +468,7 @@ fn main() {
                     (client.clone(), base.clone(), next.clone(), results.clone());
                 tokio::spawn(async move {
                     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                        ^ (c as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+                        ^ ((c as u64 + 1) * 0x2545_F491_4F6C_DD1D));
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= requests {
