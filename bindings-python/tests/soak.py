@@ -42,8 +42,8 @@ def model_path() -> str:
 def resources() -> tuple[int, int, int]:
     """RSS (KiB), threads, and open file descriptors of this process."""
     status = Path("/proc/self/status").read_text()
-    field = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if ":" in line}
-    return int(field["VmRSS"]), int(field["Threads"]), len(os.listdir("/proc/self/fd"))
+    field = {name: value.split() for name, _, value in (line.partition(":") for line in status.splitlines())}
+    return int(field["VmRSS"][0]), int(field["Threads"][0]), len(os.listdir("/proc/self/fd"))
 
 
 def plan(rng: random.Random) -> dict[str, Any]:
