@@ -20,13 +20,13 @@ from openai.types.chat import ChatCompletionMessage as SdkMessage
 from openai.types.chat.chat_completion import Choice as SdkChoice
 from openai.types.chat.chat_completion_chunk import Choice as SdkChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta as SdkDelta
-from openai.types.completion_choice import Logprobs as SdkTextLogprobs
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall as SdkDeltaToolCall
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCallFunction as SdkDeltaToolCallFunction
 from openai.types.chat.chat_completion_message_function_tool_call import (
     ChatCompletionMessageFunctionToolCall as SdkToolCall,
 )
 from openai.types.chat.chat_completion_message_function_tool_call import Function as SdkFunction
+from openai.types.completion_choice import Logprobs as SdkTextLogprobs
 
 
 def test_completion_validates_as_the_sdk_type(client: OpenAI) -> None:
