@@ -41,6 +41,7 @@ from ray.serve.handle import DeploymentHandle
 from . import APIStatusError, AsyncOpenAI, Registry
 from ._client import _AsyncResource
 from ._streaming import AsyncStream
+from .types import ChatCompletionChunk
 
 __all__ = ["app", "build", "load_config", "ServiceGroup", "OpenAIIngress", "ENV_API_KEYS", "ENV_ADMIN_KEYS"]
 
@@ -123,7 +124,7 @@ class ServiceGroupReplica:
         """Starts a streamed operation (errors before the first chunk raise here) and returns
         its chunks as JSON text; closing the iterator stops the generation."""
         native = await asyncio.to_thread(self._client.registry.stream, op, json.dumps(body))
-        stream = AsyncStream(native)
+        stream: AsyncStream[ChatCompletionChunk] = AsyncStream(native)
 
         async def chunks() -> AsyncIterator[str]:
             try:
