@@ -71,6 +71,29 @@ fn valid_request() -> Value {
     })
 }
 
+/// A request with tools and a required call: the tool prompt, grammar and parser paths.
+fn valid_tool_request() -> Value {
+    json!({
+        "model": SERVICE,
+        "messages": [
+            {"role": "user", "content": "Weather in PLACEHOLDER?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            {"role": "user", "content": "And tomorrow?"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+                "required": ["city"]}}}],
+        "tool_choice": "required",
+        "parallel_tool_calls": false,
+        "temperature": 0.7,
+        "max_tokens": 8,
+        "seed": 7,
+        "stream": true
+    })
+}
+
 fn valid_spec() -> Value {
     json!({
         "name": "PLACEHOLDER",
@@ -495,7 +518,10 @@ fn print_tally(what: &str, tally: &Tally) {
 fn fuzzed_chat_requests_end_in_success_or_a_typed_4xx() {
     let cases = cases(200, 3000);
     let tally: Tally = Arc::default();
-    let strategy = mutated(valid_request(), typed_value());
+    let strategy = prop_oneof![
+        3 => mutated(valid_request(), typed_value()),
+        1 => mutated(valid_tool_request(), typed_value()),
+    ];
     runner(cases)
         .run(&strategy, |text| {
             let request = match ChatCompletionRequest::from_json(&text) {
