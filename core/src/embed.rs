@@ -44,13 +44,9 @@ pub(crate) fn spawn(
             context_lock,
             failure,
         } = shared;
-        let Some(mut ctx) = ready.report(|| {
-            let _serialized = context_lock.lock();
-            new_context(&model, &config)
-        }) else {
+        let Some(mut ctx) = ready.report(&context_lock, || new_context(&model, &config)) else {
             return;
         };
-        crate::shutdown::install();
         let mut batch = LlamaBatch::new(config.limits.tokens, 1);
         let mut held: Vec<EmbedItem> = Vec::new();
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -132,13 +132,9 @@ pub(crate) fn spawn(
             context_lock,
             failure,
         } = shared;
-        let Some(mut ctx) = ready.report(|| {
-            let _serialized = context_lock.lock();
-            new_context(&model, &config)
-        }) else {
+        let Some(mut ctx) = ready.report(&context_lock, || new_context(&model, &config)) else {
             return;
         };
-        crate::shutdown::install();
         let mut worker = Worker::new(id, &model, &config, pool, counters);
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             worker.run(&mut ctx, &inbox)
@@ -156,10 +152,20 @@ pub(crate) fn spawn(
 pub(crate) struct Ready(std::sync::mpsc::Sender<Result<()>>);
 
 impl Ready {
-    /// Creates the context and tells the spawner how it went; `None` when it failed.
-    pub(crate) fn report<T>(self, create: impl FnOnce() -> Result<T>) -> Option<T> {
-        match create() {
+    /// Creates the context (one at a time per model: `context_lock`) and tells the spawner how
+    /// it went; `None` when it failed. Once a context exists, the exit handler is armed.
+    pub(crate) fn report<T>(
+        self,
+        context_lock: &Mutex<()>,
+        create: impl FnOnce() -> Result<T>,
+    ) -> Option<T> {
+        let created = {
+            let _serialized = context_lock.lock();
+            create()
+        };
+        match created {
             Ok(ctx) => {
+                crate::shutdown::install();
                 let _ = self.0.send(Ok(()));
                 Some(ctx)
             }
