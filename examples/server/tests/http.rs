@@ -563,6 +563,17 @@ fn run_client(program: &str, script: &str, server: &Server) -> Value {
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
 }
 
+/// Runs a Python test client with the test clients' venv (`make -C examples/server deps`).
+fn run_python_client(script: &str, server: &Server) -> Value {
+    let python = server_dir().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make -C examples/server deps` (or `make test`) first",
+        python.display()
+    );
+    run_client(python.to_str().unwrap(), script, server)
+}
+
 /// What the `openai` Python and Node scripts must have seen.
 fn check_sdk_run(v: &Value) {
     let content = v["content"].as_str().expect("content");
@@ -642,13 +653,7 @@ fn official_openai_python_package() {
             ..Settings::default()
         },
     );
-    let python = server_dir().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `make -C examples/server deps` (or `make test`) first",
-        python.display()
-    );
-    let v = run_client(python.to_str().unwrap(), "openai_client.py", &server);
+    let v = run_python_client("openai_client.py", &server);
     check_sdk_run(&v);
     // Embeddings: the SDK asks for base64 by default and decodes it; floats when asked for.
     let e = &v["embeddings"];
@@ -783,13 +788,7 @@ fn langchain_structured_output_and_embeddings() {
             ..Settings::default()
         },
     );
-    let python = server_dir().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `make -C examples/server deps` (or `make test`) first",
-        python.display()
-    );
-    let v = run_client(python.to_str().unwrap(), "langchain_client.py", &server);
+    let v = run_python_client("langchain_client.py", &server);
     let name = v["person"]["name"].as_str().expect("name");
     assert!(!name.is_empty() && name.chars().count() <= 40, "{v}");
     assert!(v["person"]["age"].is_i64(), "{v}");
@@ -807,9 +806,8 @@ fn langchain_structured_output_and_embeddings() {
 
 #[test]
 fn langchain_bind_tools() {
-    let server = Server::start("langchain", Settings::default());
-    let python = server_dir().join(".venv/bin/python");
-    let v = run_client(python.to_str().unwrap(), "langchain_tools.py", &server);
+    let server = Server::start("langchain-tools", Settings::default());
+    let v = run_python_client("langchain_tools.py", &server);
     let calls = v["calls"].as_array().unwrap();
     assert_eq!(calls.len(), 1, "{v}");
     assert_eq!(calls[0]["name"], "get_weather", "{v}");
