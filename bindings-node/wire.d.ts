@@ -367,7 +367,10 @@ export interface FunctionDefinition {
   name: string
   /** A JSON Schema object; absent means no arguments (`{}`). */
   parameters?: unknown
-  /** Accepted as OpenAI defines it: the grammar enforces the schema either way. */
+  /**
+   * Accepted as OpenAI defines it: the tool grammar enforces the schema either way, except
+   * under `auto` on Llama 3 templates, whose calls have no marker to start a lazy grammar.
+   */
   strict?: boolean | null
 }
 

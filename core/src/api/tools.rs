@@ -33,7 +33,8 @@ pub struct FunctionDefinition {
     /// A JSON Schema object; absent means no arguments (`{}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<serde_json::Value>,
-    /// Accepted as OpenAI defines it: the grammar enforces the schema either way.
+    /// Accepted as OpenAI defines it: the tool grammar enforces the schema either way, except
+    /// under `auto` on Llama 3 templates, whose calls have no marker to start a lazy grammar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
 }
