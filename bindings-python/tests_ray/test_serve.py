@@ -91,6 +91,12 @@ def test_openai_client_surface(cluster: Cluster) -> None:
     api = client(cluster)
     r = api.chat.completions.create(model=ACCESS, messages=PROMPT, max_tokens=8, temperature=0)
     assert r.choices[0].message.content and 0 < r.usage.completion_tokens <= 8
+    # Legacy completions go through the same replicas: 16 tokens by default, and streamed.
+    text = api.completions.create(model=ACCESS, prompt="The sea is", temperature=0)
+    assert text.object == "text_completion" and text.choices[0].finish_reason == "length"
+    assert text.usage is not None and text.usage.completion_tokens == 16
+    streamed = api.completions.create(model=ACCESS, prompt="The sea is", temperature=0, stream=True)
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == text.choices[0].text
     assert {m.id for m in api.models.list()} == {ACCESS, TIGHT}
     assert api.models.retrieve(ACCESS).id == ACCESS
     # Unknown model: the core's own 404 envelope.

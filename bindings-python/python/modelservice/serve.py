@@ -139,11 +139,20 @@ class ServiceGroupReplica:
 
     async def chat(self, body: Mapping[str, Any]) -> AsyncIterator[Any]:
         """A chat completion: the head with the whole response, or the head then SSE events."""
+        async for item in self._generate("chat.completions.create", body):
+            yield item
+
+    async def completions(self, body: Mapping[str, Any]) -> AsyncIterator[Any]:
+        """A legacy text completion, as `chat`."""
+        async for item in self._generate("completions.create", body):
+            yield item
+
+    async def _generate(self, op: str, body: Mapping[str, Any]) -> AsyncIterator[Any]:
         try:
             if body.get("stream") is not True:
-                yield _head(200, self._replica, await self._call("chat.completions.create", body))
+                yield _head(200, self._replica, await self._call(op, body))
                 return
-            chunks = await self._stream("chat.completions.create", body)
+            chunks = await self._stream(op, body)
         except APIStatusError as e:
             yield _head(e.status_code, self._replica, {"error": e.body})
             return
@@ -291,6 +300,10 @@ class OpenAIIngressReplica:
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:
         return await self._post(request, "chat.completions.create", "chat")
+
+    @api.post("/v1/completions")
+    async def completions(self, request: Request) -> Response:
+        return await self._post(request, "completions.create", "completions")
 
     @api.post("/v1/embeddings")
     async def embeddings(self, request: Request) -> Response:
