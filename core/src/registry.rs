@@ -8,7 +8,8 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::api::{
     unix_now, ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest,
-    EmbeddingRequest, EmbeddingResponse, Model, ModelList, ServiceInfo, ServiceList, ServiceSpec,
+    EmbeddingRequest, EmbeddingResponse, Model, ModelList, ServiceInfo, ServiceList,
+    ServiceMetricsList, ServiceSpec,
 };
 use crate::completion_stream::CompletionStream;
 use crate::error::{Error, Result};
@@ -270,6 +271,19 @@ impl Registry {
                 .map(|(name, s)| (name.clone(), s.metrics())),
         );
         all.into_values().collect()
+    }
+
+    /// `services.metrics`: every service's metrics, or only `access_name`'s (`model_not_found`
+    /// if no service has that name, 503 while it loads).
+    pub fn metrics_list(&self, access_name: Option<&str>) -> Result<ServiceMetricsList> {
+        let mut all = self.metrics();
+        if let Some(name) = access_name {
+            all.retain(|m| m.access_name == name);
+            if all.is_empty() {
+                return Err(self.service(name).err().unwrap_or_else(|| not_found(name)));
+            }
+        }
+        Ok(ServiceMetricsList::new(all))
     }
 
     /// How many times this process has loaded a model file (scaling never adds to it).
