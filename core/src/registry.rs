@@ -163,6 +163,9 @@ impl Registry {
         let start = std::time::Instant::now();
         let metrics = service.request_metrics();
         let prepared = service.prepare(&request).map_err(|e| metrics.refused(e))?;
+        service
+            .check_sequences(request.n.unwrap_or(1) as usize, "n")
+            .map_err(|e| metrics.refused(e))?;
         let receivers = service
             .submit(&request, &prepared)
             .map_err(|e| metrics.refused(e))?;
@@ -196,6 +199,15 @@ impl Registry {
             .map_err(|e| metrics.refused(e))?;
         let view = request.sampling_view();
         let n = request.n.unwrap_or(1) as usize;
+        // Blamed on `n` when it alone cannot fit, else on the list of prompts it multiplies.
+        let param = if n > service.sequence_capacity() {
+            "n"
+        } else {
+            "prompt"
+        };
+        service
+            .check_sequences(prompts.len() * n, param)
+            .map_err(|e| metrics.refused(e))?;
         let mut receivers = Vec::with_capacity(prompts.len() * n);
         let mut echoes = Vec::with_capacity(prompts.len() * n);
         let mut prompt_tokens = 0;
