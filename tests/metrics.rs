@@ -102,7 +102,10 @@ fn the_one_entry_serves_the_same_metrics_as_json() {
     assert_eq!(m.requests, BTreeMap::from([(200, 3)]));
     assert_eq!(m.prompt_tokens, prompt_tokens);
     assert_eq!(m.completion_tokens, completion_tokens);
-    assert_eq!(m.time_to_first_token.count, 3, "one first token per request");
+    assert_eq!(
+        m.time_to_first_token.count, 3,
+        "one first token per request"
+    );
     assert_eq!(m.latency.count, 3);
     assert_eq!(
         m.time_to_first_token.counts.iter().sum::<u64>(),
