@@ -132,7 +132,11 @@ async function parent() {
   for (let i = 0; i < runs; i++) {
     // Alternate who goes first, so neither always follows the other's spin-down.
     const order = i % 2 === 0 ? ['ours', 'node-llama-cpp'] : ['node-llama-cpp', 'ours']
-    for (const side of order) results[side].push(await sides[side].answer(i))
+    for (const side of order) {
+      const r = await sides[side].answer(i)
+      results[side].push(r)
+      console.error(`  ${side}: first ${r.first.toFixed(0)} ms, ${r.tokens} tokens in ${(r.total / 1000).toFixed(2)} s`)
+    }
   }
   load.push(loadavg()[0])
   for (const s of Object.values(sides)) s.proc.stdin.end()

@@ -191,6 +191,15 @@ fn user(text: &str) -> Value {
     json!([{"role": "user", "content": text}])
 }
 
+/// A new connection per request on both sides: llama-server closes connections that a pooled
+/// client would reuse ("error sending request").
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
 /// One streamed answer: time to the first text (from `start`), to the end, and its tokens.
 struct Timing {
     first: Duration,
@@ -407,7 +416,7 @@ async fn warm_up(client: &reqwest::Client, server: &Server) {
 /// The 4-slot shapes: fresh prompts, then cached prefixes, both servers up, rounds alternating.
 async fn at_four_slots(setup: &Setup, rows: &mut Vec<Row>) {
     let servers = [ours(setup, 4), llama_server(setup, 4)];
-    let client = reqwest::Client::new();
+    let client = client();
     for s in &servers {
         warm_up(&client, s).await;
     }
@@ -500,7 +509,7 @@ async fn at_four_slots(setup: &Setup, rows: &mut Vec<Row>) {
 
 /// C clients send N requests in all (non-streamed, `tokens` each); (tokens/s, failed).
 async fn clients(server: &Server, clients: usize, requests: usize, tokens: u32) -> (f64, usize) {
-    let client = reqwest::Client::new();
+    let client = client();
     warm_up(&client, server).await;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
