@@ -291,13 +291,20 @@ struct Row {
 
 impl Row {
     fn print(&self) {
+        let digits = if self.unit == "x" { 2 } else { 1 };
+        // No ratio of counts that can be zero (failed requests).
+        let ratio = if self.unit.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", self.ours / self.peer)
+        };
         println!(
-            "{:<46} {:>9.1} {:>9.1} {:<6} {:>6.2}  {:<8} load {:.1}-{:.1}",
+            "{:<46} {:>9.digits$} {:>9.digits$} {:<6} {:>6}  {:<8} load {:.1}-{:.1}",
             self.figure,
             self.ours,
             self.peer,
             self.unit,
-            self.ours / self.peer,
+            ratio,
             self.target,
             self.load.0,
             self.load.1
