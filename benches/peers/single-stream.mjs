@@ -153,9 +153,9 @@ async function parent() {
   }
   const [a, b] = [figures.ours, figures['node-llama-cpp']]
   console.log(`single stream: SmolLM2 Q4_1, ${threads} threads, ${tokens} tokens, ${runs} answers each, alternating; load ${load.map((l) => l.toFixed(1)).join(' -> ')}`)
-  console.log('figure                      modelservice (node)      node-llama-cpp           ours/peer')
+  console.log('figure                         modelservice (node)      node-llama-cpp           ours/peer')
   for (const [name, key] of [['decode tokens/s (mean, range)', 'decode'], ['first token ms', 'first'], ['answer s', 'total']]) {
-    console.log(`${name.padEnd(28)}${a[key].text.padEnd(25)}${b[key].text.padEnd(25)}${(a[key].mean / b[key].mean).toFixed(2)}`)
+    console.log(`${name.padEnd(31)}${a[key].text.padEnd(25)}${b[key].text.padEnd(25)}${(a[key].mean / b[key].mean).toFixed(2)}`)
   }
 }
 

@@ -689,8 +689,8 @@ fn main() {
     let mut rows = Vec::new();
     let header = || {
         println!(
-            "{:<46} {:>9} {:>9} {:<6} {:>6}  {:<8} {}",
-            "figure", "ours", "llama-srv", "unit", "ratio", "target", "load avg (1 min)"
+            "{:<46} {:>9} {:>9} {:<6} {:>6}  {:<8} load avg (1 min)",
+            "figure", "ours", "llama-srv", "unit", "ratio", "target"
         )
     };
     runtime.block_on(at_four_slots(&setup, &mut rows));
