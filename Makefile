@@ -16,7 +16,7 @@ demo: setup ## deploy the default model and print a chat completion
 test: setup check-generated test-rust test-python test-node test-server test-c ## run every test suite
 
 test-rust: ## Rust unit and integration tests (core engine, real models; includes the wire-schema check)
-	cargo test --release -p modelservice
+	cargo test --release -p modelservice -p modelservice-build-support
 
 check-generated: ## fail if the generated Python/TypeScript wire types differ from core/schema/wire.schema.json
 	scripts/gen-wire-types --check

@@ -151,6 +151,11 @@ declare namespace OpenAI {
   export type ServiceInfo = ResponseOf<'services.retrieve'>
   /** The `services.list()` answer: `{ object: 'list', data: [...] }`. */
   export type ServiceList = ResponseOf<'services.list'>
+  /** One service's request metrics: requests by status, tokens, queue, TTFT and latency histograms. */
+  export type ServiceMetrics = Wire.ServiceMetrics
+  export type HistogramSnapshot = Wire.HistogramSnapshot
+  /** The `services.metrics()` answer: `{ object: 'list', data: [...] }`. */
+  export type ServiceMetricsList = ResponseOf<'services.metrics'>
   /** The body of an OpenAI error response's `error`. */
   export type ErrorObject = Wire.ErrorBody
 
@@ -228,6 +233,8 @@ declare namespace OpenAI {
     scale(accessName: string, instances: number | { instances: number }): Promise<ServiceInfo>
     /** Deletes the service after its requests finish; `confirm` repeats its display name. */
     delete(accessName: string, confirm: string | { confirm: string }): Promise<ServiceInfo>
+    /** Each service's request metrics, or only `accessName`'s (a NotFoundError if none). */
+    metrics(accessName?: string): Promise<ServiceMetricsList>
   }
 
   export class OpenAIError extends Error {}

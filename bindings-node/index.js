@@ -346,6 +346,14 @@ class Services extends Resource {
   delete(accessName, confirm) {
     return this._call('services.delete', { access_name: accessName, confirm: field(confirm, 'confirm') })
   }
+
+  /**
+   * Each service's requests by status, tokens, queue, and time-to-first-token and latency
+   * histograms (what the HTTP server's `/metrics` shows); only `accessName`'s when given.
+   */
+  metrics(accessName) {
+    return this._call('services.metrics', accessName === undefined ? {} : { access_name: accessName })
+  }
 }
 
 class OpenAI {

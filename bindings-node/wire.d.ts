@@ -12,6 +12,7 @@ export interface Operations {
   "services.delete": { request: ServiceDeleteRequest; response: ServiceInfo; chunk: never }
   "services.deploy": { request: ServiceSpec; response: ServiceInfo; chunk: never }
   "services.list": { request: NoParams; response: ServiceList; chunk: never }
+  "services.metrics": { request: ServiceMetricsRequest; response: ServiceMetricsList; chunk: never }
   "services.retrieve": { request: ServiceRetrieveRequest; response: ServiceInfo; chunk: never }
   "services.scale": { request: ServiceScaleRequest; response: ServiceInfo; chunk: never }
 }
@@ -379,6 +380,18 @@ export interface FunctionName {
   name: string
 }
 
+/** A histogram as read at one moment. */
+export interface HistogramSnapshot {
+  /** Upper bounds of the buckets, in seconds, ascending. */
+  bounds: number[]
+  /** Number of observations. */
+  count: number
+  /** Observations per bucket (not cumulative): one per bound, then those above the last. */
+  counts: number[]
+  /** Sum of all observations, in seconds. */
+  sum_seconds: number
+}
+
 /** The schema of a `json_schema` response format. */
 export interface JsonSchemaFormat {
   description?: string | null
@@ -469,6 +482,47 @@ export type ServiceKind = "chat" | "embedding"
 export interface ServiceList {
   data: ServiceInfo[]
   object: string
+}
+
+/** One service's metrics as read at one moment. */
+export interface ServiceMetrics {
+  /** The service's access name (what requests put in `model`). */
+  access_name: string
+  /** Tokens generated over all choices. */
+  completion_tokens: number
+  /** The service's ID (`svc-…`). */
+  id: string
+  /** Running instances. */
+  instances: number
+  /** Time from acceptance to a request's end, whatever its outcome. */
+  latency: HistogramSnapshot
+  /** Prompt tokens of accepted requests. */
+  prompt_tokens: number
+  /** Requests waiting for a slot (or, on an embedding service, with inputs waiting). */
+  queue_depth: number
+  /** The queue's bound (`queue_size`). */
+  queue_size: number
+  /**
+   * Requests by the status they ended with (the JSON keys are the statuses as text): 200
+   * answered, 4xx/5xx refused or failed, 499 when the caller gave up first.
+   */
+  requests: Record<string, number>
+  /** Sequences (or embedding inputs) being worked on. */
+  running: number
+  /** Time from acceptance to a request's first output. */
+  time_to_first_token: HistogramSnapshot
+}
+
+/** The services' metrics, shaped like OpenAI lists (`{"object": "list", "data": [...]}`). */
+export interface ServiceMetricsList {
+  data: ServiceMetrics[]
+  object: string
+}
+
+/** `services.metrics`: every service's metrics, or one service's (`access_name`). */
+export interface ServiceMetricsRequest {
+  /** Only this service (`model_not_found` if there is none by that name). */
+  access_name?: string | null
 }
 
 /** `services.retrieve`: one service by access name. */

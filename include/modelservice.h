@@ -312,6 +312,28 @@ ms_status ms_services_delete(const ms_registry *registry,
                              char **info_json_out);
 
 /**
+ * Reads the services' request metrics: requests by the status they ended with, prompt and
+ * completion tokens, queue depth, and time-to-first-token and latency histograms (the same
+ * figures the HTTP server's `/metrics` shows). `access_name` NULL means every service.
+ *
+ * Ownership: on `MS_STATUS_OK`, `*metrics_json_out` is `{"object": "list", "data": [...]}`
+ * (one entry per service, by access name), owned by the caller: free it with
+ * `ms_string_free`.
+ *
+ * Errors: `MS_STATUS_NOT_FOUND` (no service has `access_name`).
+ *
+ * A convenience, the same as
+ * `ms_call(registry, "services.metrics", {"access_name": access_name}, ...)`.
+ *
+ * # Safety
+ * `registry` is a live registry; `access_name` is NULL or a NUL-terminated string;
+ * `metrics_json_out` is NULL or valid for writing one pointer.
+ */
+ms_status ms_services_metrics(const ms_registry *registry,
+                              const char *access_name,
+                              char **metrics_json_out);
+
+/**
  * Lists the running services as OpenAI models (`GET /v1/models`):
  * `{"object": "list", "data": [{"id": access_name, "object": "model", ...}]}`.
  *

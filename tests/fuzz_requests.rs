@@ -1,8 +1,9 @@
-//! Structure-aware fuzzing of what callers send: valid chat requests and service specs, mutated
-//! (wrong types, huge and negative numbers, NaN and infinities, deep nesting, long strings, lone
-//! surrogates, unknown fields, duplicate keys, empty and enormous arrays, cut-off text), through
-//! `from_json` and `validate`, and every request that passes them through `Registry::chat_stream`
-//! on a deployed SmolLM2 service. Every case must end in a success or a typed 4xx: never a
+//! Structure-aware fuzzing of what callers send: valid chat requests, legacy text-completion
+//! requests and service specs, mutated (wrong types, huge and negative numbers, NaN and
+//! infinities, deep nesting, long strings, lone surrogates, unknown fields, duplicate keys, empty
+//! and enormous arrays, cut-off text), through `from_json` and `validate`, and every request that
+//! passes them through the engine (`Registry::chat_stream`, or the one entry's
+//! `completions.create` stream) on a deployed SmolLM2 service. Every case must end in a success or a typed 4xx: never a
 //! panic, a 5xx, a hang or an abort.
 //!
 //! `make test` runs a short budget; `make fuzz` (`MODELSERVICE_FUZZ=long`) a long one.
@@ -15,12 +16,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
-use modelservice::{ChatCompletionRequest, Error, Registry, ServiceSpec};
+use modelservice::{ChatCompletionRequest, CompletionRequest, Error, Registry, ServiceSpec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Value};
 
 const SERVICE: &str = "u/fuzz";
+/// The text-completion fuzzer's own service (in its own registry), so the chat test's closing
+/// delete does not pull it away mid-run.
+const TEXT_SERVICE: &str = "u/fuzz-text";
 /// How long one request may take in the engine before it counts as hung.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -40,6 +44,13 @@ fn registry() -> Arc<Registry> {
     static REGISTRY: OnceLock<Arc<Registry>> = OnceLock::new();
     REGISTRY
         .get_or_init(|| Arc::new(registry_with(SERVICE)))
+        .clone()
+}
+
+fn text_registry() -> Arc<Registry> {
+    static REGISTRY: OnceLock<Arc<Registry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| Arc::new(registry_with(TEXT_SERVICE)))
         .clone()
 }
 
@@ -92,6 +103,82 @@ fn valid_tool_request() -> Value {
         "seed": 7,
         "stream": true
     })
+}
+
+/// A legacy text-completion request using every parameter it accepts (`echo` and `logprobs`
+/// are refused together, so it starts with one of them).
+fn valid_completion_request() -> Value {
+    json!({
+        "model": TEXT_SERVICE,
+        "prompt": ["Say PLACEHOLDER.", "One, two,"],
+        "max_tokens": 4,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "n": 2,
+        "best_of": 2,
+        "logprobs": 2,
+        "echo": false,
+        "suffix": "",
+        "stop": ["\n\n", "END"],
+        "seed": 7,
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.1,
+        "logit_bias": {"42": -5, "7": 3},
+        "top_k": 40,
+        "min_p": 0.05,
+        "repeat_penalty": 1.1,
+        "user": "fuzz",
+        "stream": true,
+        "stream_options": {"include_usage": true}
+    })
+}
+
+/// Extreme values of the right JSON type for the parameters only text completions have (the
+/// shared sampling ones come from [`typed_value`]).
+fn typed_completion_value() -> BoxedStrategy<(&'static str, Value)> {
+    let prompt = prop_oneof![
+        Just(json!("")),
+        Just(json!("PLACEHOLDER")),
+        Just(json!([])),
+        Just(json!([""])),
+        Just(json!(["a", ""])),
+        Just(json!(vec!["Count:"; 64])),
+        Just(json!(vec!["Count:"; 65])),
+        Just(json!([1, 2, 3])),
+        Just(json!([0])),
+        Just(json!([49151, 49152])),
+        Just(json!([u32::MAX])),
+        Just(json!([-1])),
+        Just(json!([[1, 2], [3]])),
+        Just(json!([[1, 2], []])),
+        Just(json!([[], []])),
+        Just(json!([[1], "a"])),
+        Just(json!(vec![vec![42u32]; 64])),
+        prop::collection::vec(0u32..49152, 1..64).prop_map(|t| json!(t)),
+        (1usize..2000).prop_map(|n| json!("word ".repeat(n))),
+    ];
+    let small_int = prop_oneof![
+        Just(json!(0)),
+        Just(json!(1)),
+        Just(json!(2)),
+        Just(json!(5)),
+        Just(json!(6)),
+        Just(json!(16)),
+        Just(json!(17)),
+        Just(json!(-1)),
+        Just(json!(u32::MAX)),
+        Just(json!(null)),
+    ];
+    let field = prop_oneof![Just("n"), Just("best_of"), Just("logprobs")];
+    prop_oneof![
+        3 => prompt.prop_map(|v| ("prompt", v)),
+        3 => (field, small_int).prop_map(|(f, v)| (f, v)),
+        1 => prop_oneof![Just(json!(true)), Just(json!(false)), Just(json!(null))].prop_map(|v| ("echo", v)),
+        1 => prop_oneof![Just(json!("")), Just(json!(" ")), Just(json!("end")), Just(json!(null))]
+            .prop_map(|v| ("suffix", v)),
+        3 => typed_value(),
+    ]
+    .boxed()
 }
 
 fn valid_spec() -> Value {
@@ -494,6 +581,40 @@ fn through_engine(request: ChatCompletionRequest) -> Result<String, TestCaseErro
     }
 }
 
+/// Runs a valid text-completion request through the core's one entry (`completions.create`,
+/// streamed) on a helper thread, reading a few chunks, as [`through_engine`] does for chat.
+fn text_through_engine(body: String) -> Result<String, TestCaseError> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = match text_registry().stream("completions.create", &body) {
+            Err(e) => Err(e),
+            Ok(mut stream) => {
+                let mut result = Ok(());
+                for _ in 0..4 {
+                    match stream.next_blocking() {
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            result = Err(e);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                result
+            }
+        };
+        let _ = tx.send(outcome);
+    });
+    match rx.recv_timeout(ENGINE_TIMEOUT) {
+        Ok(Ok(())) => Ok("served".into()),
+        Ok(Err(e)) => {
+            check_refusal("completions.create", &e)?;
+            Ok(format!("engine refused: {}", e.code().unwrap_or("-")))
+        }
+        Err(_) => Err(TestCaseError::fail("the request hung in the engine")),
+    }
+}
+
 fn runner(cases: u32) -> TestRunner {
     TestRunner::new(Config {
         cases,
@@ -555,6 +676,46 @@ fn fuzzed_chat_requests_end_in_success_or_a_typed_4xx() {
     assert!(
         served > 0,
         "some fuzzed requests reach the model and are served"
+    );
+}
+
+#[test]
+fn fuzzed_completion_requests_end_in_success_or_a_typed_4xx() {
+    let cases = cases(150, 2000);
+    let tally: Tally = Arc::default();
+    let strategy = mutated(valid_completion_request(), typed_completion_value());
+    runner(cases)
+        .run(&strategy, |text| {
+            let request = match CompletionRequest::from_json(&text) {
+                Ok(r) => r,
+                Err(e) => {
+                    check_refusal("from_json", &e)?;
+                    count(&tally, "parse refused");
+                    return Ok(());
+                }
+            };
+            if let Err(e) = request.validate() {
+                check_refusal("validate", &e)?;
+                count(
+                    &tally,
+                    format!("validate refused: {}", e.param().unwrap_or("-")),
+                );
+                return Ok(());
+            }
+            let outcome = text_through_engine(text)?;
+            count(&tally, outcome);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    print_tally("completion requests", &tally);
+    // Stopped before the process exits, as the chat test's service is.
+    text_registry()
+        .delete(TEXT_SERVICE, "test")
+        .expect("the fuzzed service drains and stops");
+    let served = tally.lock().unwrap().get("served").copied().unwrap_or(0);
+    assert!(
+        served > 0,
+        "some fuzzed completion requests reach the model and are served"
     );
 }
 

@@ -81,3 +81,59 @@ fn scaling_is_bounded_too() {
         .chat_blocking(greedy("u/scale", "Say hi.", 4))
         .expect("the service still serves");
 }
+
+/// A request with more sequences (prompts × `n`) than the service can ever hold is a 400 naming
+/// the field, not a 429 that no retry gets past; one that fits is served.
+#[test]
+fn more_sequences_than_the_service_can_hold_is_a_400() {
+    let registry = std::sync::Arc::new(Registry::new());
+    let mut s = spec("u/capacity", smollm2());
+    s.slots = 1;
+    s.queue_size = 2;
+    registry.deploy(s).unwrap();
+    let chat = |n: u32| {
+        format!(
+            r#"{{"model": "u/capacity", "messages": [{{"role": "user", "content": "Hi"}}], "max_tokens": 2, "n": {n}}}"#
+        )
+    };
+    let err = registry
+        .call_blocking("chat.completions.create", &chat(4))
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.kind(), err.param()),
+        (400, "invalid_request_error", Some("n")),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("needs 4 sequences"), "{message}");
+    assert!(message.contains("at most 3"), "{message}");
+    // Exactly the capacity: every sequence has a slot or a queue place.
+    let answer = registry
+        .call_blocking("chat.completions.create", &chat(3))
+        .unwrap();
+    assert!(answer.contains(r#""index":2"#), "{answer}");
+
+    let text = |prompt: &str, n: u32| {
+        format!(r#"{{"model": "u/capacity", "prompt": {prompt}, "max_tokens": 2, "n": {n}}}"#)
+    };
+    let err = registry
+        .call_blocking("completions.create", &text(r#"["a", "b"]"#, 2))
+        .unwrap_err();
+    assert_eq!((err.status(), err.param()), (400, Some("prompt")), "{err}");
+    assert!(err.to_string().contains("at most 3"), "{err}");
+    let err = registry
+        .call_blocking("completions.create", &text(r#""a""#, 4))
+        .unwrap_err();
+    assert_eq!((err.status(), err.param()), (400, Some("n")), "{err}");
+    // A slot is released just after its answer is sent: wait until the service is idle.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while registry.metrics()[0].running > 0 {
+        assert!(Instant::now() < deadline, "the service never went idle");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    registry
+        .call_blocking("completions.create", &text(r#"["a", "b", "c"]"#, 1))
+        .unwrap();
+    // Refused before queueing: nothing is left waiting.
+    assert_eq!(registry.metrics()[0].queue_depth, 0);
+}

@@ -65,3 +65,63 @@ fn embedding_requests_are_counted_too() {
     assert_eq!(m.requests, BTreeMap::from([(200, 1), (400, 1)]));
     assert_eq!(m.latency.count, 1);
 }
+
+#[test]
+fn the_one_entry_serves_the_same_metrics_as_json() {
+    let registry = std::sync::Arc::new(registry_with("u/metrics-op"));
+    let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    for (op, body) in [
+        (
+            "chat.completions.create",
+            r#"{"model": "u/metrics-op", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 6, "temperature": 0}"#,
+        ),
+        (
+            "chat.completions.create",
+            r#"{"model": "u/metrics-op", "messages": [{"role": "user", "content": "Name a colour"}], "max_tokens": 4, "n": 2}"#,
+        ),
+        (
+            "completions.create",
+            r#"{"model": "u/metrics-op", "prompt": ["One, two,", "A, B,"], "max_tokens": 5, "temperature": 0}"#,
+        ),
+    ] {
+        let answer: serde_json::Value =
+            serde_json::from_str(&registry.call_blocking(op, body).unwrap()).unwrap();
+        prompt_tokens += answer["usage"]["prompt_tokens"].as_u64().unwrap();
+        completion_tokens += answer["usage"]["completion_tokens"].as_u64().unwrap();
+    }
+
+    let text = registry
+        .call_blocking("services.metrics", r#"{"access_name": "u/metrics-op"}"#)
+        .unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(raw["object"], "list");
+    assert_eq!(raw["data"][0]["requests"]["200"], 3, "{raw}");
+    let list: modelservice::ServiceMetricsList = serde_json::from_str(&text).unwrap();
+    let m = &list.data[0];
+    assert_eq!(m.access_name, "u/metrics-op");
+    assert_eq!(m.requests, BTreeMap::from([(200, 3)]));
+    assert_eq!(m.prompt_tokens, prompt_tokens);
+    assert_eq!(m.completion_tokens, completion_tokens);
+    assert_eq!(
+        m.time_to_first_token.count, 3,
+        "one first token per request"
+    );
+    assert_eq!(m.latency.count, 3);
+    assert_eq!(
+        m.time_to_first_token.counts.iter().sum::<u64>(),
+        m.time_to_first_token.count
+    );
+    // One source: the JSON is the snapshot `Registry::metrics` (and the server's /metrics) reads.
+    assert_eq!(list.data, registry.metrics());
+    let all = registry.call_blocking("services.metrics", "{}").unwrap();
+    assert_eq!(all, text, "one service: the filter changes nothing");
+
+    let err = registry
+        .call_blocking("services.metrics", r#"{"access_name": "u/none"}"#)
+        .unwrap_err();
+    assert_eq!((err.status(), err.code()), (404, Some("model_not_found")));
+    let err = registry
+        .call_blocking("services.metrics", r#"{"service": "u/metrics-op"}"#)
+        .unwrap_err();
+    assert_eq!((err.status(), err.param()), (400, Some("service")));
+}

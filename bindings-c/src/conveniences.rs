@@ -168,6 +168,42 @@ pub unsafe extern "C" fn ms_services_delete(
     }
 }
 
+/// Reads the services' request metrics: requests by the status they ended with, prompt and
+/// completion tokens, queue depth, and time-to-first-token and latency histograms (the same
+/// figures the HTTP server's `/metrics` shows). `access_name` NULL means every service.
+///
+/// Ownership: on `MS_STATUS_OK`, `*metrics_json_out` is `{"object": "list", "data": [...]}`
+/// (one entry per service, by access name), owned by the caller: free it with
+/// `ms_string_free`.
+///
+/// Errors: `MS_STATUS_NOT_FOUND` (no service has `access_name`).
+///
+/// A convenience, the same as
+/// `ms_call(registry, "services.metrics", {"access_name": access_name}, ...)`.
+///
+/// # Safety
+/// `registry` is a live registry; `access_name` is NULL or a NUL-terminated string;
+/// `metrics_json_out` is NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn ms_services_metrics(
+    registry: *const ms_registry,
+    access_name: *const c_char,
+    metrics_json_out: *mut *mut c_char,
+) -> ms_status {
+    ffi_panic_boundary! {
+        // SAFETY: the caller vouches for the pointers.
+        let out = unsafe { Out::new(metrics_json_out, "metrics_json_out") }?;
+        let registry = unsafe { arg_ref(registry, "registry") }?;
+        let access_name = if access_name.is_null() {
+            None
+        } else {
+            Some(unsafe { arg_str(access_name, "access_name") }?)
+        };
+        let body = json!({ "access_name": access_name }).to_string();
+        call_into(registry, Operation::ServicesMetrics.name(), &body, out)
+    }
+}
+
 /// Lists the running services as OpenAI models (`GET /v1/models`):
 /// `{"object": "list", "data": [{"id": access_name, "object": "model", ...}]}`.
 ///

@@ -19,7 +19,7 @@ pub use call::{ms_call, ms_call_stream, ms_operations};
 pub use conveniences::{
     ms_chat_completions_create, ms_chat_completions_create_stream, ms_models_list,
     ms_models_retrieve, ms_services_delete, ms_services_deploy, ms_services_list,
-    ms_services_retrieve, ms_services_scale,
+    ms_services_metrics, ms_services_retrieve, ms_services_scale,
 };
 pub use error::{
     ms_last_error_json, ms_last_error_message, ms_status, ms_status_http_status, ms_status_name,

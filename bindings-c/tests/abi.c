@@ -502,6 +502,53 @@ static long test_early_free(ms_registry *registry) {
     return tokens_before;
 }
 
+/* The number after `key` in `json`, searched from the first `anchor` on; -1 if absent. */
+static long number_after(const char *json, const char *anchor, const char *key) {
+    const char *from = json ? strstr(json, anchor) : NULL;
+    const char *at = from ? strstr(from, key) : NULL;
+    return at ? strtol(at + strlen(key), NULL, 10) : -1;
+}
+
+/* `services.metrics` (typed and by name) after the completions so far: test_completion's
+ * answered request and its refused too-long one, then two more answered here. */
+static void test_metrics(ms_registry *registry) {
+    char *out = NULL;
+    for (int i = 0; i < 2; i++) {
+        CHECK_STATUS(ms_call(registry, "chat.completions.create", REQUEST, &out), MS_STATUS_OK);
+        ms_string_free(out);
+        out = NULL;
+    }
+    char *metrics = NULL;
+    CHECK_STATUS(ms_services_metrics(registry, ACCESS_NAME, &metrics), MS_STATUS_OK);
+    printf("metrics: %.160s...\n", metrics ? metrics : "(none)");
+    CHECK(contains(metrics, "\"object\":\"list\""));
+    CHECK(contains(metrics, "\"access_name\":\"" ACCESS_NAME "\""));
+    CHECK(contains(metrics, "\"requests\":{\"200\":3,\"400\":1}"));
+    CHECK(number_after(metrics, "\"time_to_first_token\":{", "\"count\":") == 3);
+    CHECK(number_after(metrics, "\"latency\":{", "\"count\":") == 3);
+    /* The same counters as the service's usage. */
+    CHECK_STATUS(ms_services_retrieve(registry, ACCESS_NAME, &out), MS_STATUS_OK);
+    long tokens = service_completion_tokens(out);
+    CHECK(tokens > 0);
+    CHECK(number_after(metrics, "{", "\"completion_tokens\":") == tokens);
+    ms_string_free(out);
+    out = NULL;
+    /* NULL means every service; by name through the one entry, the same answer. */
+    CHECK_STATUS(ms_services_metrics(registry, NULL, &out), MS_STATUS_OK);
+    CHECK(out != NULL && metrics != NULL && strcmp(out, metrics) == 0);
+    ms_string_free(out);
+    out = NULL;
+    CHECK_STATUS(ms_call(registry, "services.metrics", "{\"access_name\":\"" ACCESS_NAME "\"}", &out),
+                 MS_STATUS_OK);
+    CHECK(out != NULL && metrics != NULL && strcmp(out, metrics) == 0);
+    ms_string_free(out);
+    ms_string_free(metrics);
+    out = SENTINEL;
+    CHECK_STATUS(ms_services_metrics(registry, "nobody/none", &out), MS_STATUS_NOT_FOUND);
+    CHECK(out == NULL);
+    CHECK_STATUS(ms_services_metrics(registry, ACCESS_NAME, NULL), MS_STATUS_NULL_ARGUMENT);
+}
+
 static void test_management(ms_registry *registry, int quick) {
     char *out = NULL;
     CHECK_STATUS(ms_services_list(registry, &out), MS_STATUS_OK);
@@ -675,6 +722,8 @@ static const struct {
     {"embeddings.create", 1, "{\"model\":\"corpus/minilm\",\"input\":\"hi\"}", "\"object\":\"embedding\""},
     {"services.retrieve", 1, "{\"access_name\":\"corpus/smol\"}", "\"status\":\"running\""},
     {"services.scale", 1, "{\"access_name\":\"corpus/smol\",\"instances\":1}", "\"instances\":1"},
+    /* After the chat and text completions of this phase (operations run in ms_operations' order). */
+    {"services.metrics", 1, "{\"access_name\":\"corpus/smol\"}", "\"requests\":{\"200\":"},
     {"services.delete", 2, "{\"access_name\":\"corpus/smol\",\"confirm\":\"corpus\"}",
      "\"access_name\":\"corpus/smol\""},
 };
@@ -847,6 +896,8 @@ int main(int argc, char **argv) {
     deploy(registry, argv[1], quick ? 1 : 2);
     part("completion");
     test_completion(registry);
+    part("metrics");
+    test_metrics(registry);
     if (!quick) {
         part("stream to the end");
         test_stream_to_the_end(registry);

@@ -41,6 +41,7 @@ VALID: dict[str, Any] = {
     "services.retrieve": {"access_name": SERVICE},
     "services.scale": {"access_name": OTHER, "instances": 2},
     "services.delete": {"access_name": OTHER, "confirm": "x"},
+    "services.metrics": {"access_name": SERVICE},
 }
 
 ODD_VALUES: list[Any] = [

@@ -20,6 +20,10 @@ test('npm pack, npm install into another project, require and import', () => {
     const files = packed[0].files.map((f) => f.path).sort()
     for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'wire.d.ts', 'package.json']) assert.ok(files.includes(f), f)
     assert.ok(files.some((f) => f.endsWith('.node')), 'the addon is packed')
+    // llama.cpp travels with the addon: its libraries and one CPU backend module per x86 generation.
+    for (const f of ['libllama.so.0', 'libggml.so.0', 'libggml-base.so.0', 'libggml-cpu-x64.so']) {
+      assert.ok(files.includes(f), `${f} is packed`)
+    }
     assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), files.join(' '))
 
     fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true }))
@@ -53,7 +57,8 @@ test('npm pack, npm install into another project, require and import', () => {
         "const openai = new OpenAI({ services: [{ name: 'm', accessName: 'u/m', model: process.env.SMOLLM2_GGUF }] })",
         "const r = await openai.chat.completions.create({ model: 'u/m', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 })",
         "const e = await openai.models.retrieve('u/none').catch((e) => e)",
-        "console.log(JSON.stringify({ text: r.choices[0].message.content, notFound: e instanceof NotFoundError && e instanceof OpenAI.APIError }))",
+        "const { variant } = (await openai.services.retrieve('u/m')).cpu_backend",
+        "console.log(JSON.stringify({ text: r.choices[0].message.content, notFound: e instanceof NotFoundError && e instanceof OpenAI.APIError, variant }))",
       ].join('\n'),
     )
     const esm = spawnSync(process.execPath, ['esm.mjs'], {
@@ -65,6 +70,10 @@ test('npm pack, npm install into another project, require and import', () => {
     const out = JSON.parse(esm.stdout)
     assert.ok(out.text.length > 0)
     assert.equal(out.notFound, true)
+    // The CPU backend was loaded from the installed package, not from the build tree.
+    assert.ok(files.includes(`libggml-cpu-${out.variant}.so`), out.variant)
+    const installed = path.join(project, 'node_modules', 'modelservice', `libggml-cpu-${out.variant}.so`)
+    assert.ok(fs.existsSync(installed), installed)
   } finally {
     fs.rmSync(project, { recursive: true, force: true })
   }

@@ -79,3 +79,39 @@ test('clients share a registry', async () => {
   assert.ok(new OpenAI.Registry() instanceof OpenAI.Registry)
   assert.throws(() => new OpenAI({ registry: {} }), OpenAI.OpenAIError)
 })
+
+test('metrics count requests, tokens and first tokens', async () => {
+  const openai = new OpenAI({ services: [spec('u-test/metrics', { threads: 1 })] })
+  await openai.ready()
+  let promptTokens = 0
+  let completionTokens = 0
+  for (const n of [1, 2]) {
+    const r = await openai.chat.completions.create({ model: 'u-test/metrics', messages, max_tokens: 5, n })
+    promptTokens += r.usage.prompt_tokens
+    completionTokens += r.usage.completion_tokens
+  }
+  const text = await openai.completions.create({ model: 'u-test/metrics', prompt: ['One, two,', 'A, B,'], max_tokens: 3 })
+  promptTokens += text.usage.prompt_tokens
+  completionTokens += text.usage.completion_tokens
+  // Too long for the context: refused by the service, and counted there as a 400.
+  await assert.rejects(
+    openai.chat.completions.create({ model: 'u-test/metrics', messages, max_tokens: 5000 }),
+    (e) => e instanceof OpenAI.BadRequestError,
+  )
+
+  const metrics = await openai.services.metrics('u-test/metrics')
+  assert.equal(metrics.object, 'list')
+  assert.equal(metrics.data.length, 1)
+  const m = metrics.data[0]
+  assert.equal(m.access_name, 'u-test/metrics')
+  assert.deepEqual(m.requests, { 200: 3, 400: 1 })
+  assert.equal(m.prompt_tokens, promptTokens)
+  assert.equal(m.completion_tokens, completionTokens)
+  assert.equal(m.time_to_first_token.count, 3)
+  assert.equal(m.time_to_first_token.counts.reduce((a, b) => a + b, 0), 3)
+  assert.equal(m.latency.count, 3)
+  assert.equal(m.queue_depth, 0)
+  assert.deepEqual((await openai.services.metrics()).data, metrics.data)
+  await assert.rejects(openai.services.metrics('u-test/none'), (e) => e instanceof OpenAI.NotFoundError)
+  await openai.services.delete('u-test/metrics', 'metrics')
+})

@@ -61,6 +61,9 @@ async function main(modelPath: string): Promise<void> {
   const services: OpenAI.ServiceInfo[] = (await openai.services.list()).data
   for await (const service of openai.services.list()) void service.access_name
   const raw: OpenAI.ServiceList = JSON.parse(await openai.registry.call('services.list', '{}'))
+  const metrics: OpenAI.ServiceMetrics[] = (await openai.services.metrics('u-ts/usage')).data
+  const firstTokens: number = metrics[0].time_to_first_token.count
+  void firstTokens
   const scaled = await openai.services.scale('u-ts/usage', 2)
   const shared = new OpenAI({ registry: openai })
 

@@ -2,10 +2,15 @@
 chat completions in all shapes at the same registry while a controller scales the main service
 1 -> 3 -> 1, deletes and redeploys a second one and sends a burst past the main queue; one
 streamed request in ten is cancelled mid-stream (closed, or its asyncio task cancelled as Ctrl-C
-would). Reports answered, errors by type, lost or hung (target 0), this process's RSS, threads
-and file descriptors after warm-up and at the end, and latency percentiles.
+would). Reports answered, errors by type, lost or hung (target 0), this process's RSS (and, to
+tell freed pages glibc keeps from memory in use, RSS after malloc_trim), threads and file
+descriptors after warm-up and at the end, and latency percentiles.
 
-    make -C bindings-python soak        (SOAK_REQUESTS, default 300; SOAK_SEED, default 1)
+    make -C bindings-python soak        (SOAK_REQUESTS, default 1000; SOAK_SEED, default 1;
+                                         SOAK_DEADLINE, default 3600 s for the whole run)
+
+Bounded: a request that takes longer than HUNG_AFTER counts as hung, and a run past SOAK_DEADLINE
+stops with a failure instead of waiting on a stuck thread.
 
 Not collected by pytest (no `test_` prefix): it is long, and `make test` stays short.
 """
@@ -13,6 +18,7 @@ Not collected by pytest (no `test_` prefix): it is long, and `make test` stays s
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import random
 import subprocess
@@ -39,11 +45,26 @@ def model_path() -> str:
     return out.stdout.strip().split("\t")[1]
 
 
-def resources() -> tuple[int, int, int]:
-    """RSS (KiB), threads, and open file descriptors of this process."""
+def status_fields() -> dict[str, list[str]]:
     status = Path("/proc/self/status").read_text()
-    field = {name: value.split() for name, _, value in (line.partition(":") for line in status.splitlines())}
-    return int(field["VmRSS"][0]), int(field["Threads"][0]), len(os.listdir("/proc/self/fd"))
+    return {name: value.split() for name, _, value in (line.partition(":") for line in status.splitlines())}
+
+
+def trim_heap() -> None:
+    """Has glibc hand freed heap pages back to the kernel (elsewhere: nothing to do)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def resources() -> tuple[int, int, int, int]:
+    """RSS (KiB), threads, open file descriptors, and RSS (KiB) after `malloc_trim`: without the
+    freed pages glibc's per-thread arenas keep for reuse."""
+    field = status_fields()
+    raw, threads, fds = int(field["VmRSS"][0]), int(field["Threads"][0]), len(os.listdir("/proc/self/fd"))
+    trim_heap()
+    return raw, threads, fds, int(status_fields()["VmRSS"][0])
 
 
 def plan(rng: random.Random) -> dict[str, Any]:
@@ -118,7 +139,8 @@ async def async_with_cancel(client: AsyncOpenAI, p: dict[str, Any], i: int) -> s
 
 
 def main() -> None:
-    total = int(os.environ.get("SOAK_REQUESTS", "300"))
+    total = int(os.environ.get("SOAK_REQUESTS", "1000"))
+    deadline = time.monotonic() + float(os.environ.get("SOAK_DEADLINE", "3600"))
     seed = int(os.environ.get("SOAK_SEED", "1"))
     model = model_path()
     spec = {"model": model, "threads": 1}
@@ -194,7 +216,12 @@ def main() -> None:
         futures = [pool.submit(thread_worker, k) for k in range(8)]
         asyncio.run(async_side())
         for f in futures:
-            f.result(timeout=HUNG_AFTER * total)
+            try:
+                f.result(timeout=max(deadline - time.monotonic(), 1.0))
+            except TimeoutError:
+                # A worker stuck in the engine: report and stop, the threads cannot be joined.
+                print(f"soak failed: past SOAK_DEADLINE with {len(results)} of {total} requests done", file=sys.stderr)
+                os._exit(1)
     wall = time.monotonic() - start
     done.set()
     control.join()
@@ -214,9 +241,10 @@ def main() -> None:
     print(f"| latency p50 / p99 (answered) | {pct(0.5):.2f} s / {pct(0.99):.2f} s |")
     w = warm[0] if warm else end
     print(f"| RSS after warm-up -> end | {w[0] // 1024} MiB -> {end[0] // 1024} MiB |")
+    print(f"| RSS after malloc_trim, warm-up -> end | {w[3] // 1024} MiB -> {end[3] // 1024} MiB |")
     print(f"| threads after warm-up -> end | {w[1]} -> {end[1]} |")
     print(f"| fds after warm-up -> end | {w[2]} -> {end[2]} |")
-    print("controller:", "; ".join(actions))
+    print("controller:", "; ".join(f"{a} x{n}" for a, n in Counter(actions).items()))
     problems = []
     if bad:
         problems.append(f"{bad} requests lost, hung or refused outside the contract")
@@ -225,7 +253,7 @@ def main() -> None:
     if end[2] > w[2] + 4:
         problems.append(f"fds grew {w[2]} -> {end[2]}")
     if end[0] > w[0] * 1.25:
-        problems.append(f"RSS grew {w[0]} -> {end[0]} KiB")
+        problems.append(f"RSS grew {w[0]} -> {end[0]} KiB (after malloc_trim: {w[3]} -> {end[3]} KiB)")
     if problems:
         print("soak failed:", "; ".join(problems), file=sys.stderr)
         sys.exit(1)

@@ -27,6 +27,7 @@ from modelservice import (
     OpenAI,
     Service,
     ServiceList,
+    ServiceMetricsList,
     _native,
 )
 
@@ -93,6 +94,7 @@ def parity_calls(spec: dict[str, Any]) -> dict[str, tuple[tuple[Any, ...], dict[
         "chat.completions.create": ((), {"model": access, "messages": user("hi"), "max_tokens": 2}, ChatCompletion),
         "completions.create": ((), {"model": access, "prompt": ["a", "b"], "max_tokens": 2}, Completion),
         "embeddings.create": ((), {"model": EMBEDDER, "input": ["a", "b"]}, CreateEmbeddingResponse),
+        "services.metrics": ((access,), {}, ServiceMetricsList),
         "services.delete": ((access,), {"confirm": spec["name"]}, Service),
     }
 

@@ -38,6 +38,7 @@ VALID: dict[str, dict[str, Any]] = {
     "services.retrieve": {"access_name": FUZZ},
     "services.scale": {"access_name": OTHER, "instances": 2},
     "services.delete": {"access_name": OTHER, "confirm": "x"},
+    "services.metrics": {"access_name": FUZZ},
 }
 
 scalars = st.one_of(

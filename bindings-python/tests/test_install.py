@@ -1,5 +1,6 @@
 """The package as users install it: `pip install ./bindings-python` (PEP 517, maturin) into a new
-virtual environment, then a chat completion on the real model from that environment."""
+virtual environment, then a chat completion on the real model from that environment, decoded by a
+CPU backend module the wheel carries."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ client = OpenAI(services=[{{"name": "test", "access_name": "{ACCESS}", "model": 
 r = client.chat.completions.create(
     model="{ACCESS}", messages=[{{"role": "user", "content": "Say hi."}}], max_tokens=8, temperature=0
 )
-print(r.usage.completion_tokens, r.choices[0].message.content)
+backend = client.services.retrieve("{ACCESS}").cpu_backend
+print(backend["variant"], r.usage.completion_tokens, r.choices[0].message.content)
 """
 
 
@@ -43,6 +45,12 @@ def test_pip_install_from_a_source_checkout(tmp_path: Path, model_path: str) -> 
     out = subprocess.run(
         [python, "-c", SCRIPT, model_path], check=True, capture_output=True, text=True, timeout=300
     ).stdout
-    tokens, _, text = out.strip().partition(" ")
+    variant, tokens, text = out.strip().split(" ", 2)
     assert 0 < int(tokens) <= 8
     assert text.strip(), out
+    # The wheel carries llama.cpp's CPU backend modules, and one of them was loaded from it.
+    package = Path(installed.strip()).parent
+    modules = sorted(p.name for p in package.glob("libggml-cpu-*.so"))
+    assert f"libggml-cpu-{variant}.so" in modules, (variant, modules)
+    for library in ("libllama.so.0", "libllama-common.so.0", "libggml.so.0", "libggml-base.so.0"):
+        assert (package / library).is_file(), library

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from conftest import ACCESS, user
-from modelservice import BadRequestError, NotFoundError, OpenAI, Registry, Service, ServiceList
+from modelservice import (
+    AsyncOpenAI,
+    BadRequestError,
+    NotFoundError,
+    OpenAI,
+    Registry,
+    Service,
+    ServiceList,
+    ServiceMetrics,
+    ServiceMetricsList,
+)
 
 
 def test_deploy_scale_delete(client: OpenAI, model_path: str) -> None:
@@ -59,3 +71,43 @@ def test_clients_share_a_registry(client: OpenAI) -> None:
         assert ACCESS in [m.id for m in third.models.list()]
     # A client of its own starts with no services.
     assert list(OpenAI().models.list()) == []
+
+
+def test_metrics_count_requests_tokens_and_first_tokens(client: OpenAI, fresh_service: str) -> None:
+    prompt_tokens = completion_tokens = 0
+    for i in range(3):
+        r = client.chat.completions.create(model=fresh_service, messages=user(f"Say {i}"), max_tokens=5, n=1 + i % 2)
+        assert r.usage is not None
+        prompt_tokens += r.usage.prompt_tokens
+        completion_tokens += r.usage.completion_tokens
+    text = client.completions.create(model=fresh_service, prompt=["One, two,", "A, B,"], max_tokens=3)
+    assert text.usage is not None
+    prompt_tokens += text.usage.prompt_tokens
+    completion_tokens += text.usage.completion_tokens
+    with pytest.raises(BadRequestError):
+        client.chat.completions.create(model=fresh_service, messages=user("hi"), max_tokens=4, temperature=-1)
+
+    metrics = client.services.metrics(fresh_service)
+    assert isinstance(metrics, ServiceMetricsList) and len(metrics.data) == 1
+    m = metrics.data[0]
+    assert isinstance(m, ServiceMetrics) and m.access_name == fresh_service
+    assert m.requests == {"200": 4}, m.requests  # refused by validation before routing: not the service's
+    assert (m.prompt_tokens, m.completion_tokens) == (prompt_tokens, completion_tokens)
+    assert m.time_to_first_token.count == 4 == sum(m.time_to_first_token.counts)
+    assert m.latency.count == 4 and m.latency.sum_seconds > 0
+    assert m.queue_depth == 0 and m.instances == 1
+    assert fresh_service in [s.access_name for s in client.services.metrics()]
+    with pytest.raises(NotFoundError):
+        client.services.metrics("t/no-such-service")
+
+
+def test_async_metrics(client: OpenAI, fresh_service: str) -> None:
+    async def run() -> tuple[ServiceMetrics, ServiceMetrics]:
+        async_client = AsyncOpenAI(registry=client)
+        before = (await async_client.services.metrics(fresh_service)).data[0]
+        await async_client.chat.completions.create(model=fresh_service, messages=user("hi"), max_tokens=3)
+        return before, (await async_client.services.metrics(fresh_service)).data[0]
+
+    before, after = asyncio.run(run())
+    assert before.requests == {} and before.time_to_first_token.count == 0
+    assert after.requests == {"200": 1} and after.time_to_first_token.count == 1

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::api::{
     ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingRequest,
-    EmbeddingResponse, Model, ModelList, ServiceInfo, ServiceList, ServiceSpec,
+    EmbeddingResponse, Model, ModelList, ServiceInfo, ServiceList, ServiceMetricsList, ServiceSpec,
 };
 use crate::completion_stream::CompletionStream;
 use crate::error::Result;
@@ -172,5 +172,10 @@ impl Services<'_> {
         let registry = self.client.registry.clone();
         let (name, confirm) = (access_name.to_owned(), confirm.to_owned());
         off_thread(move || registry.delete(&name, &confirm)).await
+    }
+
+    /// Every service's request metrics, or one service's (`services.metrics`).
+    pub async fn metrics(&self, access_name: Option<&str>) -> Result<ServiceMetricsList> {
+        self.client.registry.metrics_list(access_name)
     }
 }

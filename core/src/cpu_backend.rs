@@ -226,6 +226,25 @@ mod tests {
         );
         if cfg!(feature = "cpu-variants") {
             assert_ne!(info.variant, "built-in");
+            // The machine kind this project runs on has AMX: its variant must be the one picked.
+            let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+            let flags = cpuinfo
+                .lines()
+                .find(|l| l.starts_with("flags"))
+                .unwrap_or("");
+            let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+            if [
+                "avx512vbmi",
+                "avx512_vnni",
+                "avx512_bf16",
+                "amx_tile",
+                "amx_int8",
+            ]
+            .iter()
+            .all(|f| has(f))
+            {
+                assert_eq!(info.variant, "sapphirerapids", "{info:?}");
+            }
         } else {
             assert_eq!(info.variant, "built-in");
         }

@@ -19,7 +19,8 @@ use serde::Serialize;
 
 use crate::api::{
     from_json, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ModelRetrieveRequest,
-    NoParams, ServiceDeleteRequest, ServiceRetrieveRequest, ServiceScaleRequest, ServiceSpec,
+    NoParams, ServiceDeleteRequest, ServiceMetricsRequest, ServiceRetrieveRequest,
+    ServiceScaleRequest, ServiceSpec,
 };
 use crate::completion_stream::CompletionStream;
 use crate::error::{Error, Result};
@@ -50,6 +51,8 @@ pub enum Operation {
     ServicesScale,
     /// `ServiceDeleteRequest` → the deleted `ServiceInfo`, once its requests have finished.
     ServicesDelete,
+    /// `ServiceMetricsRequest` → `ServiceMetricsList`: requests, tokens, queue, histograms.
+    ServicesMetrics,
 }
 
 impl Operation {
@@ -65,6 +68,7 @@ impl Operation {
         Operation::ServicesRetrieve,
         Operation::ServicesScale,
         Operation::ServicesDelete,
+        Operation::ServicesMetrics,
     ];
 
     /// The operation's name: its SDK resource path, e.g. `chat.completions.create`.
@@ -80,6 +84,7 @@ impl Operation {
             Operation::ServicesRetrieve => "services.retrieve",
             Operation::ServicesScale => "services.scale",
             Operation::ServicesDelete => "services.delete",
+            Operation::ServicesMetrics => "services.metrics",
         }
     }
 
@@ -109,6 +114,7 @@ impl Operation {
             Operation::ServicesRetrieve => ("ServiceRetrieveRequest", "ServiceInfo", None),
             Operation::ServicesScale => ("ServiceScaleRequest", "ServiceInfo", None),
             Operation::ServicesDelete => ("ServiceDeleteRequest", "ServiceInfo", None),
+            Operation::ServicesMetrics => ("ServiceMetricsRequest", "ServiceMetricsList", None),
         }
     }
 
@@ -228,6 +234,10 @@ impl Registry {
                 } = parse(body)?;
                 let registry = self.clone();
                 to_json(&off_thread(move || registry.delete(&access_name, &confirm)).await?)
+            }
+            Operation::ServicesMetrics => {
+                let ServiceMetricsRequest { access_name } = parse(body)?;
+                to_json(&self.metrics_list(access_name.as_deref())?)
             }
         }
     }
@@ -420,6 +430,12 @@ mod tests {
             .call_blocking("services.scale", r#"{"access_name": "x"}"#)
             .unwrap_err();
         assert_eq!(err.param(), Some("instances"));
+        let metrics = registry.call_blocking("services.metrics", "").unwrap();
+        assert_eq!(metrics, r#"{"object":"list","data":[]}"#);
+        let err = registry
+            .call_blocking("services.metrics", r#"{"access_name": "x"}"#)
+            .unwrap_err();
+        assert_eq!(err.code(), Some("model_not_found"));
         let err = registry.stream("services.list", "{}").unwrap_err();
         assert_eq!(err.param(), Some("stream"));
     }

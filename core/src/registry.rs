@@ -8,7 +8,8 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::api::{
     unix_now, ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest,
-    EmbeddingRequest, EmbeddingResponse, Model, ModelList, ServiceInfo, ServiceList, ServiceSpec,
+    EmbeddingRequest, EmbeddingResponse, Model, ModelList, ServiceInfo, ServiceList,
+    ServiceMetricsList, ServiceSpec,
 };
 use crate::completion_stream::CompletionStream;
 use crate::error::{Error, Result};
@@ -162,6 +163,9 @@ impl Registry {
         let start = std::time::Instant::now();
         let metrics = service.request_metrics();
         let prepared = service.prepare(&request).map_err(|e| metrics.refused(e))?;
+        service
+            .check_sequences(request.n.unwrap_or(1) as usize, "n")
+            .map_err(|e| metrics.refused(e))?;
         let receivers = service
             .submit(&request, &prepared)
             .map_err(|e| metrics.refused(e))?;
@@ -195,6 +199,15 @@ impl Registry {
             .map_err(|e| metrics.refused(e))?;
         let view = request.sampling_view();
         let n = request.n.unwrap_or(1) as usize;
+        // Blamed on `n` when it alone cannot fit, else on the list of prompts it multiplies.
+        let param = if n > service.sequence_capacity() {
+            "n"
+        } else {
+            "prompt"
+        };
+        service
+            .check_sequences(prompts.len() * n, param)
+            .map_err(|e| metrics.refused(e))?;
         let mut receivers = Vec::with_capacity(prompts.len() * n);
         let mut echoes = Vec::with_capacity(prompts.len() * n);
         let mut prompt_tokens = 0;
@@ -270,6 +283,19 @@ impl Registry {
                 .map(|(name, s)| (name.clone(), s.metrics())),
         );
         all.into_values().collect()
+    }
+
+    /// `services.metrics`: every service's metrics, or only `access_name`'s (`model_not_found`
+    /// if no service has that name, 503 while it loads).
+    pub fn metrics_list(&self, access_name: Option<&str>) -> Result<ServiceMetricsList> {
+        let mut all = self.metrics();
+        if let Some(name) = access_name {
+            all.retain(|m| m.access_name == name);
+            if all.is_empty() {
+                return Err(self.service(name).err().unwrap_or_else(|| not_found(name)));
+            }
+        }
+        Ok(ServiceMetricsList::new(all))
     }
 
     /// How many times this process has loaded a model file (scaling never adds to it).

@@ -543,6 +543,34 @@ impl Service {
         Ok(receivers)
     }
 
+    /// The most sequences the service can ever hold at once at its current size: every slot
+    /// of every instance, and a full queue.
+    pub(crate) fn sequence_capacity(&self) -> usize {
+        self.spec.slots * self.engine.instance_count() + self.spec.queue_size
+    }
+
+    /// A 400 naming `param` when a request's sequences (its prompts × `n`) exceed
+    /// [`sequence_capacity`](Self::sequence_capacity): the queue would refuse it with a 429
+    /// however long the caller waited and retried.
+    pub(crate) fn check_sequences(&self, sequences: usize, param: &str) -> Result<()> {
+        let capacity = self.sequence_capacity();
+        if sequences <= capacity {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            param,
+            format!(
+                "The request needs {sequences} sequences at once (its prompts × `n`), but the service `{}` \
+                 holds at most {capacity} ({} instance(s) × {} slots, plus a queue of {}): lower `{param}`, \
+                 or scale the service or raise its `queue_size`.",
+                self.spec.access_name,
+                self.engine.instance_count(),
+                self.spec.slots,
+                self.spec.queue_size,
+            ),
+        ))
+    }
+
     /// A 400 naming `model` unless the service is of kind `wanted`.
     fn expect_kind(&self, wanted: ServiceKind) -> Result<()> {
         if self.engine.kind() == wanted {

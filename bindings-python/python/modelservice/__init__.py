@@ -37,6 +37,8 @@ from .types import (
     ModelList,
     Service,
     ServiceList,
+    ServiceMetrics,
+    ServiceMetricsList,
 )
 
 # The `openai` SDK's name for the base of its errors.
@@ -60,6 +62,8 @@ __all__ = [
     "ModelList",
     "Service",
     "ServiceList",
+    "ServiceMetrics",
+    "ServiceMetricsList",
     "ModelServiceError",
     "OpenAIError",
     "APIError",

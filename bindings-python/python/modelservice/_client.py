@@ -26,6 +26,7 @@ from .types import (
     ModelList,
     Service,
     ServiceList,
+    ServiceMetricsList,
 )
 
 if TYPE_CHECKING:
@@ -285,7 +286,7 @@ class Models(_Resource):
 
 
 class Services(_Resource):
-    """`client.services`: deploy, list, retrieve, scale and delete model services."""
+    """`client.services`: deploy, list, retrieve, scale and delete model services; their metrics."""
 
     def deploy(self, spec: Optional[Mapping[str, Any]] = None, /, **fields: Any) -> Service:
         """Loads the model and starts the service: `deploy(name=..., access_name=..., model=path)`
@@ -307,6 +308,12 @@ class Services(_Resource):
         """Deletes the service once its in-flight requests finish; `confirm` must be its name."""
         params = {"access_name": access_name, "confirm": confirm, **options}
         return Service.from_json(self._call("services.delete", params))
+
+    def metrics(self, access_name: Optional[str] = None, **options: Unpack[RequestOptions]) -> ServiceMetricsList:
+        """Each service's requests by status, tokens, queue, and time-to-first-token and latency
+        histograms (the figures the HTTP server's `/metrics` shows); one service's with `access_name`."""
+        params = {"access_name": access_name, **options}
+        return ServiceMetricsList.from_json(self._call("services.metrics", params))
 
 
 class OpenAI(_ClientOptions):
@@ -439,6 +446,10 @@ class AsyncServices(_AsyncResource):
     async def delete(self, access_name: str, *, confirm: str, **options: Unpack[RequestOptions]) -> Service:
         params = {"access_name": access_name, "confirm": confirm, **options}
         return Service.from_json(await self._call("services.delete", params))
+
+    async def metrics(self, access_name: Optional[str] = None, **options: Unpack[RequestOptions]) -> ServiceMetricsList:
+        params = {"access_name": access_name, **options}
+        return ServiceMetricsList.from_json(await self._call("services.metrics", params))
 
 
 class AsyncOpenAI(_ClientOptions):

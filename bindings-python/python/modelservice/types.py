@@ -31,6 +31,9 @@ __all__ = [
     "ServiceUsage",
     "EngineStats",
     "ServiceList",
+    "HistogramSnapshot",
+    "ServiceMetrics",
+    "ServiceMetricsList",
     "ChoiceLogprobs",
     "ChatCompletionTokenLogprob",
     "TopLogprob",
@@ -287,6 +290,43 @@ class ServiceList(ListObject[Service]):
 
     _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"data": Service}
     data: list[Service]
+    object: str
+
+
+class HistogramSnapshot(OpenAIObject):
+    """A histogram as read at one moment."""
+
+    bounds: list[float]
+    count: int
+    counts: list[int]
+    sum_seconds: float
+
+
+class ServiceMetrics(OpenAIObject):
+    """One service's metrics as read at one moment."""
+
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {
+        "latency": HistogramSnapshot,
+        "time_to_first_token": HistogramSnapshot,
+    }
+    access_name: str
+    completion_tokens: int
+    id: str
+    instances: int
+    latency: HistogramSnapshot
+    prompt_tokens: int
+    queue_depth: int
+    queue_size: int
+    requests: dict[str, int]
+    running: int
+    time_to_first_token: HistogramSnapshot
+
+
+class ServiceMetricsList(ListObject[ServiceMetrics]):
+    """The services' metrics, shaped like OpenAI lists (`{"object": "list", "data": [...]}`)."""
+
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"data": ServiceMetrics}
+    data: list[ServiceMetrics]
     object: str
 
 

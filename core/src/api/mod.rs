@@ -2,12 +2,13 @@
 //!
 //! `chat` holds `/v1/chat/completions`, `embeddings` holds `/v1/embeddings`, `models` holds
 //! `/v1/models`, and `services` holds the model-service management objects of the product page
-//! (spec, info, status); `from_json` parses any of them with the failing field named as `param`.
+//! (spec, info, status) and `metrics` their request metrics; `from_json` parses any of them with the failing field named as `param`.
 
 pub mod chat;
 pub mod completions;
 pub mod embeddings;
 mod json;
+pub mod metrics;
 pub mod models;
 mod schema;
 pub mod services;
@@ -17,6 +18,7 @@ pub use chat::*;
 pub use completions::*;
 pub use embeddings::*;
 pub use json::from_json;
+pub use metrics::*;
 pub use models::*;
 pub use schema::{wire_schema, wire_schema_text, WIRE_SCHEMA_PATH};
 pub use services::*;

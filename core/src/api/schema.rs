@@ -38,6 +38,8 @@ pub fn wire_schema() -> Value {
         ServiceRetrieveRequest,
         ServiceScaleRequest,
         ServiceDeleteRequest,
+        ServiceMetricsRequest,
+        ServiceMetricsList,
         ErrorEnvelope,
     );
     let operations: serde_json::Map<String, Value> = Operation::ALL

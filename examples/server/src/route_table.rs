@@ -65,6 +65,8 @@ pub const ROUTES: &[Route] = &[
         "services.scale",
     ),
     Route::admin("DELETE", "/v1/services/{*access_name}", "services.delete"),
+    // The same figures as the Prometheus `/metrics`, as JSON, readable with the same key.
+    Route::user("GET", "/v1/metrics", "services.metrics"),
 ];
 
 impl Route {

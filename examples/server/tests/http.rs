@@ -1034,6 +1034,8 @@ async fn every_route_serves_its_operation() {
         ("services.retrieve", json!({"access_name": second}), json!({"access_name": second})),
         ("services.scale", json!({"access_name": second, "instances": 1}), json!({"instances": 1})),
         ("services.delete", json!({"access_name": second, "confirm": "second"}), json!({"access_name": second})),
+        ("services.metrics", json!({"access_name": MODEL}),
+            json!({"object": "list", "data": [{"access_name": MODEL, "requests": {"200": 2}}]})),
     ];
     let names: Vec<&str> = examples.iter().map(|(op, _, _)| *op).collect();
     assert_eq!(
@@ -1173,6 +1175,42 @@ async fn sixteen_clients_sixty_four_requests_each_answered_or_refused() {
         info["usage"]["requests"].as_u64().unwrap(),
         ok as u64,
         "{info}"
+    );
+    // More sequences than 2 slots and a queue of 2 can ever hold: a 400 naming the field, not a
+    // 429 that retrying never gets past.
+    let mut too_many = chat_body(MODEL, 2);
+    too_many["n"] = json!(5);
+    let got = call(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        USER_KEY,
+        Some(too_many),
+    )
+    .await;
+    assert_error(
+        &got,
+        400,
+        "invalid_request_error",
+        Some("invalid_value"),
+        Some("n"),
+    );
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 4"),
+        "{}",
+        got.1
+    );
+    let prompts = json!({"model": MODEL, "prompt": ["a", "b", "c"], "n": 2, "max_tokens": 2});
+    let got = call(&server, "POST", "/v1/completions", USER_KEY, Some(prompts)).await;
+    assert_error(
+        &got,
+        400,
+        "invalid_request_error",
+        Some("invalid_value"),
+        Some("prompt"),
     );
     assert_serving(&server).await;
 }
@@ -1678,6 +1716,52 @@ async fn metrics_count_requests_by_status_tokens_and_time() {
         ),
         Some(1.0)
     );
+
+    // `services.metrics` (`GET /v1/metrics`) reads the same core counters as the text.
+    let (status, _, json) = send(
+        &server,
+        "GET",
+        "/v1/metrics",
+        Some(USER_KEY),
+        &[("access_name".to_owned(), MODEL.to_owned())],
+        Payload::Nothing,
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
+    let m = &json["data"][0];
+    assert_eq!(m["access_name"], MODEL);
+    assert_eq!(m["requests"], json!({"200": 1, "400": 1}), "{json}");
+    for (family, value) in [
+        ("modelservice_prompt_tokens_total", &m["prompt_tokens"]),
+        (
+            "modelservice_completion_tokens_total",
+            &m["completion_tokens"],
+        ),
+        (
+            "modelservice_time_to_first_token_seconds_count",
+            &m["time_to_first_token"]["count"],
+        ),
+        (
+            "modelservice_request_duration_seconds_count",
+            &m["latency"]["count"],
+        ),
+    ] {
+        assert_eq!(
+            sample(&text, &format!("{family}{{{service}}}")),
+            value.as_f64(),
+            "{family}: {json}"
+        );
+    }
+    let (status, _, missing) = send(
+        &server,
+        "GET",
+        "/v1/metrics",
+        Some(USER_KEY),
+        &[("access_name".to_owned(), "u/none".to_owned())],
+        Payload::Nothing,
+    )
+    .await;
+    assert_eq!(status, 404, "{missing}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
