@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench fuzz soak
+.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench bench-peers fuzz soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,3 +56,6 @@ soak: setup ## 1,000 requests with faults through the HTTP server (127.0.0.1), t
 bench: setup ## throughput, latency and embedding benchmarks against raw llama.cpp loops
 	cargo bench -p modelservice --bench throughput
 	cargo bench -p modelservice --bench embeddings
+
+bench-peers: setup ## our server and Node client beside llama-server, llama-batched-bench and node-llama-cpp (builds them once into target/peers/)
+	benches/peers/run
