@@ -110,6 +110,7 @@ fn every_operation_is_served() {
             Operation::CompletionsCreate => json!({
                 "model": "ops/smol", "prompt": ["Say", "hi"], "max_tokens": 3, "temperature": 0,
             }),
+            Operation::ServicesMetrics => json!({"access_name": "ops/smol"}),
             other => panic!("no test body for {other}: add one"),
         }
         .to_string()
@@ -133,6 +134,13 @@ fn every_operation_is_served() {
             }
             Operation::ModelsList | Operation::ServicesList => assert_eq!(object, "list"),
             Operation::ModelsRetrieve => assert_eq!(object, "model"),
+            Operation::ServicesMetrics => {
+                // Runs after the chat and text completions above (whole and streamed).
+                assert_eq!(object, "list");
+                let service = &value["data"][0];
+                assert_eq!(service["access_name"], "ops/smol", "{json}");
+                assert!(service["requests"]["200"].as_u64() >= Some(4), "{json}");
+            }
             Operation::EmbeddingsCreate => {
                 assert_eq!(object, "list");
                 assert_eq!(value["data"][1]["embedding"].as_array().unwrap().len(), 384);
