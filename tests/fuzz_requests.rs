@@ -635,17 +635,20 @@ fn print_tally(what: &str, tally: &Tally) {
     }
 }
 
-#[test]
-fn fuzzed_chat_requests_end_in_success_or_a_typed_4xx() {
-    let cases = cases(200, 3000);
+/// Runs `cases` mutated bodies through the one way in as a caller would: parsed (`parse`), checked
+/// (`validate`), then served (`serve`); each stage may refuse only with a typed 4xx. Returns
+/// how many cases ended where.
+fn fuzz_requests<R>(
+    cases: u32,
+    strategy: BoxedStrategy<String>,
+    parse: impl Fn(&str) -> Result<R, Error>,
+    validate: impl Fn(&R) -> Result<(), Error>,
+    serve: impl Fn(R, String) -> Result<String, TestCaseError>,
+) -> Tally {
     let tally: Tally = Arc::default();
-    let strategy = prop_oneof![
-        3 => mutated(valid_request(), typed_value()),
-        1 => mutated(valid_tool_request(), typed_value()),
-    ];
     runner(cases)
         .run(&strategy, |text| {
-            let request = match ChatCompletionRequest::from_json(&text) {
+            let request = match parse(&text) {
                 Ok(r) => r,
                 Err(e) => {
                     check_refusal("from_json", &e)?;
@@ -653,7 +656,7 @@ fn fuzzed_chat_requests_end_in_success_or_a_typed_4xx() {
                     return Ok(());
                 }
             };
-            if let Err(e) = request.validate() {
+            if let Err(e) = validate(&request) {
                 check_refusal("validate", &e)?;
                 count(
                     &tally,
@@ -661,60 +664,60 @@ fn fuzzed_chat_requests_end_in_success_or_a_typed_4xx() {
                 );
                 return Ok(());
             }
-            let outcome = through_engine(request)?;
+            let outcome = serve(request, text)?;
             count(&tally, outcome);
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{e}"));
+    tally
+}
+
+fn served(tally: &Tally) -> usize {
+    tally.lock().unwrap().get("served").copied().unwrap_or(0)
+}
+
+#[test]
+fn fuzzed_chat_requests_end_in_success_or_a_typed_4xx() {
+    let strategy = prop_oneof![
+        3 => mutated(valid_request(), typed_value()),
+        1 => mutated(valid_tool_request(), typed_value()),
+    ]
+    .boxed();
+    let tally = fuzz_requests(
+        cases(200, 3000),
+        strategy,
+        ChatCompletionRequest::from_json,
+        ChatCompletionRequest::validate,
+        |request, _| through_engine(request),
+    );
     print_tally("chat requests", &tally);
     // Stop the service before the process exits: a worker still decoding a cancelled request
     // while llama.cpp's static objects are destroyed at exit crashed the long run (SIGSEGV).
     registry()
         .delete(SERVICE, "test")
         .expect("the fuzzed service drains and stops");
-    let served = tally.lock().unwrap().get("served").copied().unwrap_or(0);
     assert!(
-        served > 0,
+        served(&tally) > 0,
         "some fuzzed requests reach the model and are served"
     );
 }
 
 #[test]
 fn fuzzed_completion_requests_end_in_success_or_a_typed_4xx() {
-    let cases = cases(150, 2000);
-    let tally: Tally = Arc::default();
-    let strategy = mutated(valid_completion_request(), typed_completion_value());
-    runner(cases)
-        .run(&strategy, |text| {
-            let request = match CompletionRequest::from_json(&text) {
-                Ok(r) => r,
-                Err(e) => {
-                    check_refusal("from_json", &e)?;
-                    count(&tally, "parse refused");
-                    return Ok(());
-                }
-            };
-            if let Err(e) = request.validate() {
-                check_refusal("validate", &e)?;
-                count(
-                    &tally,
-                    format!("validate refused: {}", e.param().unwrap_or("-")),
-                );
-                return Ok(());
-            }
-            let outcome = text_through_engine(text)?;
-            count(&tally, outcome);
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    let tally = fuzz_requests(
+        cases(150, 2000),
+        mutated(valid_completion_request(), typed_completion_value()),
+        CompletionRequest::from_json,
+        CompletionRequest::validate,
+        |_, text| text_through_engine(text),
+    );
     print_tally("completion requests", &tally);
     // Stopped before the process exits, as the chat test's service is.
     text_registry()
         .delete(TEXT_SERVICE, "test")
         .expect("the fuzzed service drains and stops");
-    let served = tally.lock().unwrap().get("served").copied().unwrap_or(0);
     assert!(
-        served > 0,
+        served(&tally) > 0,
         "some fuzzed completion requests reach the model and are served"
     );
 }
