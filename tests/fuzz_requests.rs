@@ -550,65 +550,43 @@ fn check_refusal(stage: &str, e: &Error) -> Result<(), TestCaseError> {
 /// Runs a valid request through the engine on a helper thread, reading a few chunks (then
 /// dropping the stream, which cancels it); a stuck request fails the case.
 fn through_engine(request: ChatCompletionRequest) -> Result<String, TestCaseError> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let outcome = match registry().chat_stream(request) {
-            Err(e) => Err(e),
-            Ok(mut stream) => {
-                let mut result = Ok(());
-                for _ in 0..4 {
-                    match stream.next_blocking() {
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => {
-                            result = Err(e);
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-                result
-            }
-        };
-        let _ = tx.send(outcome);
-    });
-    match rx.recv_timeout(ENGINE_TIMEOUT) {
-        Ok(Ok(())) => Ok("served".into()),
-        Ok(Err(e)) => {
-            check_refusal("chat_stream", &e)?;
-            Ok(format!("engine refused: {}", e.code().unwrap_or("-")))
-        }
-        Err(_) => Err(TestCaseError::fail("the request hung in the engine")),
-    }
+    served_in_time("chat_stream", move || {
+        let mut stream = registry().chat_stream(request)?;
+        first_chunks(|| stream.next_blocking())
+    })
 }
 
-/// Runs a valid text-completion request through the core's one entry (`completions.create`,
-/// streamed) on a helper thread, reading a few chunks, as [`through_engine`] does for chat.
+/// The same for a text-completion body, through the core's one entry (`completions.create`).
 fn text_through_engine(body: String) -> Result<String, TestCaseError> {
+    served_in_time("completions.create", move || {
+        let mut stream = text_registry().stream("completions.create", &body)?;
+        first_chunks(|| stream.next_blocking())
+    })
+}
+
+/// Reads up to four chunks; the first error ends the read.
+fn first_chunks<T>(mut next: impl FnMut() -> Option<Result<T, Error>>) -> Result<(), Error> {
+    for _ in 0..4 {
+        if next().transpose()?.is_none() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `serve` on a helper thread: "served", a typed refusal, or a failure if it hangs.
+fn served_in_time(
+    stage: &str,
+    serve: impl FnOnce() -> Result<(), Error> + Send + 'static,
+) -> Result<String, TestCaseError> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let outcome = match text_registry().stream("completions.create", &body) {
-            Err(e) => Err(e),
-            Ok(mut stream) => {
-                let mut result = Ok(());
-                for _ in 0..4 {
-                    match stream.next_blocking() {
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => {
-                            result = Err(e);
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-                result
-            }
-        };
-        let _ = tx.send(outcome);
+        let _ = tx.send(serve());
     });
     match rx.recv_timeout(ENGINE_TIMEOUT) {
         Ok(Ok(())) => Ok("served".into()),
         Ok(Err(e)) => {
-            check_refusal("completions.create", &e)?;
+            check_refusal(stage, &e)?;
             Ok(format!("engine refused: {}", e.code().unwrap_or("-")))
         }
         Err(_) => Err(TestCaseError::fail("the request hung in the engine")),
