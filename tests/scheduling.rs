@@ -157,3 +157,65 @@ fn a_long_prompt_does_not_stall_a_running_stream() {
         "the running stream got only {during} chunks while a long prompt was prefilled"
     );
 }
+
+/// A greedy one-token request for `text` with its log probabilities (exact floats to compare).
+fn first_token_logprobs(model: &str, text: &str) -> ChatCompletionRequest {
+    let mut req = greedy(model, text, 1);
+    req.logprobs = Some(true);
+    req.top_logprobs = Some(5);
+    req
+}
+
+#[test]
+fn a_short_prompt_tail_is_decoded_with_its_last_token_and_repeats_exactly() {
+    let registry = Registry::new();
+    registry.deploy(spec("sched/tail", smollm2())).unwrap();
+    let stats = || registry.retrieve("sched/tail").unwrap().stats;
+
+    // Short prompt (well under 64 tokens): one step before the first token; long prompt: the
+    // rest, then its last token in a step of its own.
+    for (text, steps) in [
+        ("Name a colour.", 1),
+        (&"Count the trains in this list. ".repeat(12)[..], 2),
+    ] {
+        let before = stats();
+        let fresh = registry
+            .chat_blocking(first_token_logprobs("sched/tail", text))
+            .unwrap();
+        let middle = stats();
+        assert_eq!(
+            middle.decode_steps - before.decode_steps,
+            steps,
+            "steps to the first token of a {}-token prompt",
+            fresh.usage.prompt_tokens
+        );
+
+        // An exact repeat decodes the same final step again from the cache before it, so its
+        // log probabilities are the same floats, not merely the same greedy token.
+        let repeat = registry
+            .chat_blocking(first_token_logprobs("sched/tail", text))
+            .unwrap();
+        let after = stats();
+        let reused = after.prompt_tokens_reused - middle.prompt_tokens_reused;
+        let expected_reuse = if steps == 1 {
+            0
+        } else {
+            u64::from(fresh.usage.prompt_tokens) - 1
+        };
+        assert_eq!(reused, expected_reuse, "tokens reused by the repeat");
+        assert_eq!(
+            serde_json::to_string(&repeat.choices[0].logprobs).unwrap(),
+            serde_json::to_string(&fresh.choices[0].logprobs).unwrap(),
+            "log probabilities of a repeated prompt differ"
+        );
+    }
+
+    // A new turn after a cached one: only the new tail is decoded, in one step.
+    let before = stats();
+    registry
+        .chat_blocking(first_token_logprobs("sched/tail", "Name a colour. Then a fruit."))
+        .unwrap();
+    let after = stats();
+    assert_eq!(after.decode_steps - before.decode_steps, 1);
+    assert!(after.prompt_tokens_reused > before.prompt_tokens_reused);
+}

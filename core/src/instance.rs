@@ -3,6 +3,7 @@
 //! prompt chunks of newly admitted ones (continuous batching).
 
 use std::num::NonZeroU32;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
@@ -34,6 +35,12 @@ pub(crate) const PROMPT_CHUNK: usize = 128;
 /// threads: a 1024-cell stream copied in about the time of one token, a 4096-cell one of 3 to 5),
 /// so a copy is made only when it saves at least `slot_context / COPY_CELLS_PER_TOKEN` tokens.
 const COPY_CELLS_PER_TOKEN: usize = 256;
+
+/// A prompt tail (what is not cached) shorter than this is decoded in one step together with its
+/// last token; a longer one first, and its last token in a step of its own. One step fewer before
+/// the first token for the usual short tail (a new chat turn), while an exact repeat, which
+/// decodes the same final step again, re-decodes fewer than this many tokens instead of one.
+const SHORT_TAIL: usize = 64;
 
 /// What a request's stream receives from its instance.
 #[derive(Debug)]
@@ -213,7 +220,7 @@ pub(crate) fn instance_stopped(
     Error::internal(reason)
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -267,7 +274,33 @@ struct Slot {
     seq: i32,
     /// Tokens whose keys and values are in this sequence's cache, in order.
     cached: Vec<LlamaToken>,
+    /// The positions of the cached prompt that the step computing its last token's logits
+    /// decoded. A token's logits can depend on how many tokens share its step (llama.cpp's CPU
+    /// kernels change with the batch size), so an exact repeat of that prompt decodes the same
+    /// step again and starts from the same logits: a repeated greedy request repeats its answer.
+    final_step: Option<Range<usize>>,
     active: Option<Active>,
+}
+
+impl Slot {
+    /// How many of `prompt`'s first tokens this slot's cache can supply: the shared prefix, less
+    /// the last prompt token (its logits start the generation), or, for an exact repeat of the
+    /// prompt cached here, all but that prompt's final step.
+    fn reusable(&self, prompt: &[LlamaToken]) -> usize {
+        let shared = common_prefix(&self.cached, prompt);
+        match &self.final_step {
+            Some(step) if prompt.len() == step.end && shared >= step.end => step.start,
+            _ => shared.min(prompt.len().saturating_sub(1)),
+        }
+    }
+
+    /// Keeps the first `len` cached tokens (the KV cache was cut to them).
+    fn truncate(&mut self, len: usize) {
+        self.cached.truncate(len);
+        if self.final_step.as_ref().is_some_and(|s| s.end > len) {
+            self.final_step = None;
+        }
+    }
 }
 
 struct Worker<'m> {
@@ -297,6 +330,7 @@ impl<'m> Worker<'m> {
                 .map(|i| Slot {
                     seq: i as i32,
                     cached: Vec::new(),
+                    final_step: None,
                     active: None,
                 })
                 .collect(),
@@ -355,12 +389,12 @@ impl<'m> Worker<'m> {
                 return;
             }
         };
-        let (index, shared) = self
+        let (index, reusable) = self
             .slots
             .iter()
             .enumerate()
             .filter(|(_, s)| s.active.is_none())
-            .map(|(i, s)| (i, common_prefix(&s.cached, &job.prompt)))
+            .map(|(i, s)| (i, s.reusable(&job.prompt)))
             // Ties go to the lowest slot, keeping active sequence ids contiguous (one ubatch).
             .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)))
             .expect("the pool only sends jobs to instances with a free slot");
@@ -375,15 +409,14 @@ impl<'m> Worker<'m> {
                 return;
             }
         };
-        // At least the last prompt token is decoded again: its logits start the generation.
-        let mut reuse = shared.min(job.prompt.len().saturating_sub(1));
+        let mut reuse = reusable;
         if ctx.kv_cache_seq_rm(seq, Some(reuse as u32), None).is_err()
             || ctx.kv_cache_seq_pos_min(seq) > 0
         {
             let _ = ctx.kv_cache_seq_rm(seq, None, None);
             reuse = 0;
         }
-        slot.cached.truncate(reuse);
+        slot.truncate(reuse);
         self.counters
             .prompt_tokens_reused
             .fetch_add(reuse as u64, Ordering::Relaxed);
@@ -409,14 +442,12 @@ impl<'m> Worker<'m> {
             return;
         };
         let own = active.prompt_pos;
-        // The last prompt token is decoded in any case: its logits start the generation.
-        let usable = active.job.prompt.len().saturating_sub(1);
         let Some((from, shared)) = self
             .slots
             .iter()
             .enumerate()
             .filter(|&(j, _)| j != i)
-            .map(|(j, s)| (j, common_prefix(&s.cached, &active.job.prompt).min(usable)))
+            .map(|(j, s)| (j, s.reusable(&active.job.prompt)))
             .max_by_key(|&(j, n)| (n, std::cmp::Reverse(j)))
         else {
             return;
@@ -438,7 +469,7 @@ impl<'m> Worker<'m> {
             || ctx.kv_cache_seq_rm(dst, Some(shared as u32), None).is_err()
         {
             let _ = ctx.kv_cache_seq_rm(dst, None, None);
-            self.slots[i].cached.clear();
+            self.slots[i].truncate(0);
             if let Some(active) = self.slots[i].active.as_mut() {
                 active.prompt_pos = 0;
             }
@@ -447,6 +478,7 @@ impl<'m> Worker<'m> {
         let prefix = self.slots[from].cached[..shared].to_vec();
         let slot = &mut self.slots[i];
         slot.cached = prefix;
+        slot.final_step = None;
         if let Some(active) = slot.active.as_mut() {
             active.prompt_pos = shared;
         }
@@ -496,7 +528,7 @@ impl<'m> Worker<'m> {
             let error = Error::internal(format!("llama_decode failed: {e}"));
             for i in self.arrival.clone() {
                 let _ = ctx.kv_cache_seq_rm(self.slots[i].seq, None, None);
-                self.slots[i].cached.clear();
+                self.slots[i].truncate(0);
                 self.finish(i, Some(Event::Failed(error.clone())));
             }
             return;
@@ -559,13 +591,12 @@ impl<'m> Worker<'m> {
         } else {
             room
         };
-        // The last prompt token always gets a step of its own after the rest: its logits are
-        // then computed the same way whether the rest was decoded now, reused from the cache or
-        // copied from another slot, so a repeated greedy request repeats its answer exactly.
-        feed[i] = if active.prompt_pos + 1 == len {
-            1
+        let tail = len - active.prompt_pos;
+        // A long tail's last token gets a step of its own after the rest.
+        feed[i] = if (tail <= room && tail < SHORT_TAIL) || tail == 1 {
+            tail
         } else {
-            (len - 1 - active.prompt_pos).min(room)
+            (tail - 1).min(room)
         };
         feed
     }
@@ -595,17 +626,22 @@ impl<'m> Worker<'m> {
                 continue;
             }
             active.started = true;
-            let last = active.prompt_pos + take == active.job.prompt.len();
-            if last {
-                active.logits_at = Some(batch.n_tokens());
+            let end = active.prompt_pos + take;
+            if end == active.job.prompt.len() {
+                slot.final_step = Some(active.prompt_pos..end);
             }
-            for &token in &active.job.prompt[active.prompt_pos..active.prompt_pos + take] {
+            for at in active.prompt_pos..end {
+                // Only the prompt's last token needs logits: they start the generation.
+                let logits = at + 1 == active.job.prompt.len();
+                if logits {
+                    active.logits_at = Some(batch.n_tokens());
+                }
                 batch
-                    .add(token, slot.cached.len() as i32, &[slot.seq], last)
+                    .add(active.job.prompt[at], slot.cached.len() as i32, &[slot.seq], logits)
                     .expect("batch has room");
-                slot.cached.push(token);
+                slot.cached.push(active.job.prompt[at]);
             }
-            active.prompt_pos += take;
+            active.prompt_pos = end;
         }
         sequences
     }
