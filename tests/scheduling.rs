@@ -213,7 +213,10 @@ fn a_short_prompt_tail_is_decoded_with_its_last_token_and_repeats_exactly() {
     // A new turn after a cached one: only the new tail is decoded, in one step.
     let before = stats();
     registry
-        .chat_blocking(first_token_logprobs("sched/tail", "Name a colour. Then a fruit."))
+        .chat_blocking(first_token_logprobs(
+            "sched/tail",
+            "Name a colour. Then a fruit.",
+        ))
         .unwrap();
     let after = stats();
     assert_eq!(after.decode_steps - before.decode_steps, 1);

@@ -4,6 +4,8 @@
 # target/peers/: a second run with the same setup builds nothing.
 #   PEERS_CPU=variants  GGML_BACKEND_DL + every x86 CPU variant, picked at run time (cpu-variants build)
 #   PEERS_CPU=avx2      one built-in AVX2 backend: the flags llama-cpp-sys-2 sets for our default build
+#   PEERS_OPENMP=OFF    ggml's own thread pool instead of OpenMP (build-<cpu>-threadpool), for
+#                       `benches/peers/threads`
 # Prints the directory that holds the binaries.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -11,7 +13,9 @@ cpu=${PEERS_CPU:-avx2}
 version=0.3.36
 dir=$root/target/peers
 src=$dir/llama_cpp_python-$version/vendor/llama.cpp
+openmp=${PEERS_OPENMP:-ON}
 build=$dir/build-$cpu
+[ "$openmp" = OFF ] && build=$build-threadpool
 mkdir -p "$dir"
 
 if [ ! -f "$src/CMakeLists.txt" ]; then
@@ -20,7 +24,7 @@ if [ ! -f "$src/CMakeLists.txt" ]; then
 fi
 
 # Never GGML_NATIVE or AMX at compile time: such binaries die with "Illegal instruction" here.
-flags=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_OPENMP=ON -DLLAMA_CURL=OFF
+flags=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_OPENMP=$openmp -DLLAMA_CURL=OFF
     -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON)
 case $cpu in
@@ -34,10 +38,10 @@ esac
 stamp=$build/.built
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "${flags[*]}" ]; then
     cmake -S "$src" -B "$build" "${flags[@]}" >&2
-    targets=(llama-server llama-batched-bench)
+    targets=(llama-server llama-batched-bench llama-bench)
     # The variant modules are loaded at run time, so no binary depends on them: name them.
     if [ "$cpu" = variants ]; then
-        mapfile -t -O 2 targets < <(cmake --build "$build" --target help | grep -o 'ggml-cpu-[a-z0-9_]*' | sort -u)
+        mapfile -t -O 3 targets < <(cmake --build "$build" --target help | grep -o 'ggml-cpu-[a-z0-9_]*' | sort -u)
     fi
     cmake --build "$build" -j "${PEERS_JOBS:-2}" --target "${targets[@]}" >&2
     echo "${flags[*]}" >"$stamp"

@@ -637,7 +637,12 @@ impl<'m> Worker<'m> {
                     active.logits_at = Some(batch.n_tokens());
                 }
                 batch
-                    .add(active.job.prompt[at], slot.cached.len() as i32, &[slot.seq], logits)
+                    .add(
+                        active.job.prompt[at],
+                        slot.cached.len() as i32,
+                        &[slot.seq],
+                        logits,
+                    )
                     .expect("batch has room");
                 slot.cached.push(active.job.prompt[at]);
             }
