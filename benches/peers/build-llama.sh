@@ -6,6 +6,7 @@
 #   PEERS_CPU=avx2      one built-in AVX2 backend: the flags llama-cpp-sys-2 sets for our default build
 #   PEERS_OPENMP=OFF    ggml's own thread pool instead of OpenMP (build-<cpu>-threadpool), for
 #                       `benches/peers/threads`
+#   PEERS_TARGETS       the programs to build (default: llama-server llama-batched-bench llama-bench)
 # Prints the directory that holds the binaries.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,15 +36,33 @@ case $cpu in
     *) echo "PEERS_CPU must be avx2 or variants, not $cpu" >&2; exit 2 ;;
 esac
 
+read -r -a targets <<<"${PEERS_TARGETS:-llama-server llama-batched-bench llama-bench}"
 stamp=$build/.built
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "${flags[*]}" ]; then
+# What was built, with which flags: a run that wants more builds again.
+if [ ! -f "$stamp" ] || ! grep -qxF "${flags[*]} ${targets[*]}" "$stamp"; then
     cmake -S "$src" -B "$build" "${flags[@]}" >&2
-    targets=(llama-server llama-batched-bench llama-bench)
+    build_targets=("${targets[@]}")
     # The variant modules are loaded at run time, so no binary depends on them: name them.
     if [ "$cpu" = variants ]; then
-        mapfile -t -O 3 targets < <(cmake --build "$build" --target help | grep -o 'ggml-cpu-[a-z0-9_]*' | sort -u)
+        mapfile -t -O "${#build_targets[@]}" build_targets < <(cmake --build "$build" --target help | grep -o 'ggml-cpu-[a-z0-9_]*' | sort -u)
     fi
-    cmake --build "$build" -j "${PEERS_JOBS:-2}" --target "${targets[@]}" >&2
-    echo "${flags[*]}" >"$stamp"
+    cmake --build "$build" -j "${PEERS_JOBS:-2}" --target "${build_targets[@]}" >&2
+    echo "${flags[*]} ${targets[*]}" >>"$stamp"
+fi
+
+# This llama.cpp's Sapphire Rapids module dies on its first AMX instruction here ("Illegal
+# instruction": tilezero in its AMX q4_1 kernel; our crate's llama.cpp runs the same variant fine).
+# A module that dies is set aside in held/, so llama.cpp picks the next best, which is reported.
+if [ "$cpu" = variants ] && [[ " ${targets[*]} " == *" llama-bench "* ]]; then
+    model=$("$root/scripts/fetch-models" smollm2 | cut -f2)
+    while :; do
+        rc=0
+        out=$("$build/bin/llama-bench" -m "$model" -t 1 -p 0 -n 2 -r 1 2>&1) || rc=$?
+        module=$(grep -o 'loaded CPU backend from [^ ]*' <<<"$out" | tail -1 | cut -d' ' -f5)
+        [ "$rc" -eq 0 ] && { echo "peers: llama.cpp picks ${module##*/}" >&2; break; }
+        [ -n "$module" ] && [ "$rc" -eq 132 ] || { echo "$out" >&2; exit 1; }
+        mkdir -p "$build/held" && mv "$module" "$build/held/"
+        echo "peers: ${module##*/} dies with Illegal instruction here; set aside in $build/held/" >&2
+    done
 fi
 echo "$build/bin"

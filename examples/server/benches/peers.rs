@@ -116,6 +116,14 @@ fn ours(setup: &Setup, slots: usize) -> Server {
     }
 }
 
+/// A peer program, run without the library search path `cargo bench` sets: that leads to our
+/// own llama.cpp libraries, another version, which the peers' binaries would load and crash on.
+fn peer_command(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.env_remove("LD_LIBRARY_PATH");
+    command
+}
+
 fn llama_server(setup: &Setup, slots: usize) -> Server {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -124,7 +132,7 @@ fn llama_server(setup: &Setup, slots: usize) -> Server {
         .port();
     let log = std::fs::File::create(scratch().join(format!("llama-server-{slots}.log"))).unwrap();
     let threads = setup.threads.to_string();
-    let child = Command::new(setup.llama_bin.join("llama-server"))
+    let child = peer_command(&setup.llama_bin.join("llama-server"))
         .arg("-m")
         .arg(&setup.model)
         .args(["-t", &threads, "-tb", &threads])
@@ -593,7 +601,7 @@ fn batched(setup: &Setup, rows: &mut Vec<Row>) {
     }
     let before = load();
     let threads = setup.threads.to_string();
-    let out = Command::new(&bench)
+    let out = peer_command(&bench)
         .arg("-m")
         .arg(&setup.model)
         .args([
