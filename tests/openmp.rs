@@ -2,6 +2,8 @@
 //! regions while loading (weight repacking) would otherwise leave an idle thread team behind for
 //! as long as the caller lives; libgomp then counts more threads than CPUs, stops spin-waiting,
 //! and every decode step's barriers sleep in the kernel (a third of single-stream speed lost).
+//! Linux only: threads are found by name in `/proc`.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -18,7 +20,6 @@ fn thread_names() -> Vec<String> {
         .collect()
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn deploying_leaves_no_openmp_team_on_the_calling_thread() {
     // The test thread's name (the test's, cut to 15 bytes); OpenMP workers inherit the name of

@@ -210,7 +210,8 @@ fn a_short_prompt_tail_is_decoded_with_its_last_token_and_repeats_exactly() {
         );
     }
 
-    // A new turn after a cached one: only the new tail is decoded, in one step.
+    // A prompt that shares a cached prefix (the chat template's opening) without repeating a
+    // cached prompt: only its short rest is decoded, in one step with its last token.
     let before = stats();
     registry
         .chat_blocking(first_token_logprobs(

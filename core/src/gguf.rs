@@ -466,7 +466,8 @@ pub(crate) fn load_model(
                         let tenth = (progress * 10.0) as i32;
                         if tenth != last_tenth {
                             last_tenth = tenth;
-                            tracing::info!(target: "modelservice::load", path = %shown, progress = format!("{:.0}%", progress * 100.0), "loading model");
+                            let progress = format!("{:.0}%", progress * 100.0);
+                            tracing::info!(target: "modelservice::load", path = %shown, progress, "loading model");
                         }
                         true
                     });
@@ -474,19 +475,21 @@ pub(crate) fn load_model(
             })
             .join()
     });
-    let model = match loaded {
-        Ok(loaded) => loaded,
-        Err(panic) => Err(format!("the load panicked: {}", crate::instance::panic_message(&*panic))),
-    }
-    .map_err(|e| {
-        load_error(
-            path,
-            format!(
-                "llama.cpp could not load it ({e}); architecture `{}` may be unsupported or the tensor data corrupt",
-                base.architecture
-            ),
-        )
-    })?;
+    let model = loaded
+        .unwrap_or_else(|panic| {
+            let message = crate::instance::panic_message(&*panic);
+            Err(format!("the load panicked: {message}"))
+        })
+        .map_err(|e| {
+            let architecture = &base.architecture;
+            load_error(
+                path,
+                format!(
+                    "llama.cpp could not load it ({e}); architecture `{architecture}` may be \
+                     unsupported or the tensor data corrupt"
+                ),
+            )
+        })?;
     MODEL_LOADS.fetch_add(1, Ordering::Relaxed);
     base.quantization = quantization(&model);
     base.parameters = model.n_params();

@@ -631,20 +631,16 @@ impl<'m> Worker<'m> {
                 slot.final_step = Some(active.prompt_pos..end);
             }
             for at in active.prompt_pos..end {
+                let token = active.job.prompt[at];
                 // Only the prompt's last token needs logits: they start the generation.
                 let logits = at + 1 == active.job.prompt.len();
                 if logits {
                     active.logits_at = Some(batch.n_tokens());
                 }
                 batch
-                    .add(
-                        active.job.prompt[at],
-                        slot.cached.len() as i32,
-                        &[slot.seq],
-                        logits,
-                    )
+                    .add(token, slot.cached.len() as i32, &[slot.seq], logits)
                     .expect("batch has room");
-                slot.cached.push(active.job.prompt[at]);
+                slot.cached.push(token);
             }
             active.prompt_pos = end;
         }
