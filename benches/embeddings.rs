@@ -19,6 +19,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
+use modelservice::threads::{on_own_thread, PooledContext};
 use modelservice::{EmbeddingRequest, Registry, ServiceSpec};
 
 const RAW_FLAG: &str = "--raw-encode-loop";
@@ -80,8 +81,11 @@ fn sentences() -> Vec<String> {
 fn raw_encode_loop(s: &Setup) {
     modelservice::cpu_backend::load().unwrap();
     let backend = LlamaBackend::init().unwrap();
-    let model =
-        LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap();
+    // Loaded as the library loads (on a thread that ends: no OpenMP team left on this one).
+    let model = on_own_thread(|| {
+        LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap()
+    })
+    .unwrap();
     // The library's batch shape: 1024 tokens, one ubatch.
     let params = LlamaContextParams::default()
         .with_embeddings(true)
@@ -91,7 +95,12 @@ fn raw_encode_loop(s: &Setup) {
         .with_n_seq_max(BATCH as u32)
         .with_n_threads(s.threads as i32)
         .with_n_threads_batch(s.threads as i32);
-    let mut ctx = model.new_context(&backend, params).unwrap();
+    // A thread pool per context, as the library runs (without one ggml starts one per batch).
+    let mut ctx = PooledContext::new(
+        model.new_context(&backend, params).unwrap(),
+        s.threads as i32,
+    )
+    .unwrap();
     let mut batch = LlamaBatch::new(1024, 1);
     let texts = sentences();
     let mut best = 0f64;

@@ -24,6 +24,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
+use modelservice::threads::{on_own_thread, PooledContext};
 use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ResponseFormat, ServiceSpec};
 
 const PROMPT: &str = "Write a long story about a lighthouse keeper.";
@@ -72,14 +73,22 @@ fn greedy_without(model: &LlamaModel, end_of_turn: i32) -> LlamaSampler {
 fn raw_loop(s: &Setup, prompt_text: &str, end_of_turn: i32) {
     modelservice::cpu_backend::load().unwrap();
     let backend = LlamaBackend::init().unwrap();
-    let model =
-        LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap();
+    // Loaded as the library loads (on a thread that ends: no OpenMP team left on this one).
+    let model = on_own_thread(|| {
+        LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap()
+    })
+    .unwrap();
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(1024))
         .with_n_batch(512)
         .with_n_threads(s.threads as i32)
         .with_n_threads_batch(s.threads as i32);
-    let mut ctx = model.new_context(&backend, params).unwrap();
+    // A thread pool per context, as the library runs (without one ggml starts one per step).
+    let mut ctx = PooledContext::new(
+        model.new_context(&backend, params).unwrap(),
+        s.threads as i32,
+    )
+    .unwrap();
     let prompt = model.vocab().tokenize(prompt_text.as_bytes(), true, true);
     let mut sampler = greedy_without(&model, end_of_turn);
     let mut batch = LlamaBatch::new(512, 1);
@@ -113,8 +122,11 @@ fn raw_loop(s: &Setup, prompt_text: &str, end_of_turn: i32) {
 fn raw_batched(s: &Setup, prompt_text: &str, end_of_turn: i32, n: usize) {
     modelservice::cpu_backend::load().unwrap();
     let backend = LlamaBackend::init().unwrap();
-    let model =
-        LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap();
+    // Loaded as the library loads (on a thread that ends: no OpenMP team left on this one).
+    let model = on_own_thread(|| {
+        LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap()
+    })
+    .unwrap();
     let prompt = model.vocab().tokenize(prompt_text.as_bytes(), true, true);
     // Every prompt goes into the first batch, so the batch must hold them all.
     let batch_tokens = (n * prompt.len()).max(512);
@@ -127,7 +139,12 @@ fn raw_batched(s: &Setup, prompt_text: &str, end_of_turn: i32, n: usize) {
         .with_kv_unified(false)
         .with_n_threads(s.threads as i32)
         .with_n_threads_batch(s.threads as i32);
-    let mut ctx = model.new_context(&backend, params).unwrap();
+    // A thread pool per context, as the library runs (without one ggml starts one per step).
+    let mut ctx = PooledContext::new(
+        model.new_context(&backend, params).unwrap(),
+        s.threads as i32,
+    )
+    .unwrap();
     let mut samplers: Vec<LlamaSampler> = (0..n)
         .map(|_| greedy_without(&model, end_of_turn))
         .collect();

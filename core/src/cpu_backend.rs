@@ -213,6 +213,25 @@ mod tests {
         assert_eq!(variant_name("libggml-cpu-x64.so.1"), None);
     }
 
+    /// GCC 12 at -O3 (CMake's Release) miscompiles the AMX kernels of the `sapphirerapids`
+    /// module, which then dies with "Illegal instruction" on its first prompt; RelWithDebInfo
+    /// (-O2) runs them. `.cargo/config.toml` pins it (`LLAMA_LIB_PROFILE`).
+    #[test]
+    fn llama_cpp_is_built_without_the_o3_that_breaks_its_amx_kernels() {
+        let Some(backends) = llama_cpp_sys_2::BACKENDS_DIR else {
+            return; // one built-in backend: no AMX module
+        };
+        // `<out>/backends`; CMake configured `<out>/build`.
+        let cache = Path::new(backends).join("../build/CMakeCache.txt");
+        let cache =
+            std::fs::read_to_string(&cache).unwrap_or_else(|e| panic!("{}: {e}", cache.display()));
+        let build_type = cache
+            .lines()
+            .find_map(|l| l.strip_prefix("CMAKE_BUILD_TYPE:STRING="))
+            .expect("CMAKE_BUILD_TYPE in llama.cpp's CMakeCache.txt");
+        assert_eq!(build_type, "RelWithDebInfo");
+    }
+
     #[test]
     fn the_cpu_backend_reports_its_features() {
         crate::backend::backend().expect("backend");

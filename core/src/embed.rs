@@ -15,6 +15,7 @@ use crate::backend::backend;
 use crate::embed_pool::{BatchLimits, EmbedItem, EmbedPool};
 use crate::error::{Error, Result};
 use crate::instance::{instance_stopped, spawn_worker, Counters, WorkerShared};
+use crate::threads::PooledContext;
 
 /// How to build an embedding instance's context.
 #[derive(Debug, Clone)]
@@ -87,7 +88,7 @@ pub(crate) fn spawn(
     })
 }
 
-fn new_context<'m>(model: &'m LlamaModel, config: &EmbedConfig) -> Result<LlamaContext<'m>> {
+fn new_context<'m>(model: &'m LlamaModel, config: &EmbedConfig) -> Result<PooledContext<'m>> {
     let tokens = u32::try_from(config.limits.tokens).unwrap_or(u32::MAX);
     let threads = i32::try_from(config.threads).unwrap_or(i32::MAX);
     let params = LlamaContextParams::default()
@@ -103,11 +104,12 @@ fn new_context<'m>(model: &'m LlamaModel, config: &EmbedConfig) -> Result<LlamaC
         .with_kv_unified(true)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
-    model.new_context(backend()?, params).map_err(|e| {
+    let ctx = model.new_context(backend()?, params).map_err(|e| {
         Error::internal(format!(
             "cannot create an embedding context of {tokens} tokens: {e}"
         ))
-    })
+    })?;
+    PooledContext::new(ctx, threads)
 }
 
 /// Decodes `items` as one batch (input j is sequence j) and returns their normalised vectors.

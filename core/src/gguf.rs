@@ -451,35 +451,24 @@ pub(crate) fn load_model(
 ) -> Result<(Arc<LlamaModel>, BaseModel)> {
     let backend = backend()?;
     let shown = path.display().to_string();
-    // Loading runs OpenMP parallel regions (weight repacking for AMX and the like), which leave a
-    // team of idle threads tied to the calling thread for as long as it lives. Counting those,
-    // libgomp finds more threads than CPUs and stops spin-waiting, so every barrier of every
-    // later decode step sleeps in the kernel (measured: 128 tokens in 1.9 s instead of 1.2 s).
-    // A thread of its own that ends after the load takes its team with it.
-    let loaded = std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let mut last_tenth = -1i32;
-                let params = LlamaModelParams::default()
-                    .with_n_gpu_layers(gpu_layers)
-                    .with_progress_callback(move |progress| {
-                        let tenth = (progress * 10.0) as i32;
-                        if tenth != last_tenth {
-                            last_tenth = tenth;
-                            let progress = format!("{:.0}%", progress * 100.0);
-                            tracing::info!(target: "modelservice::load", path = %shown, progress, "loading model");
-                        }
-                        true
-                    });
-                LlamaModel::load_from_file(backend, path, &params).map_err(|e| e.to_string())
-            })
-            .join()
+    // On a thread that ends, so no OpenMP team stays on the caller's thread (crate::threads).
+    let loaded = crate::threads::on_own_thread(|| {
+        let mut last_tenth = -1i32;
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(gpu_layers)
+            .with_progress_callback(move |progress| {
+                let tenth = (progress * 10.0) as i32;
+                if tenth != last_tenth {
+                    last_tenth = tenth;
+                    let progress = format!("{:.0}%", progress * 100.0);
+                    tracing::info!(target: "modelservice::load", path = %shown, progress, "loading model");
+                }
+                true
+            });
+        LlamaModel::load_from_file(backend, path, &params).map_err(|e| e.to_string())
     });
     let model = loaded
-        .unwrap_or_else(|panic| {
-            let message = crate::instance::panic_message(&*panic);
-            Err(format!("the load panicked: {message}"))
-        })
+        .unwrap_or_else(|panic| Err(format!("the load panicked: {panic}")))
         .map_err(|e| {
             let architecture = &base.architecture;
             load_error(

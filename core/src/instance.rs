@@ -25,6 +25,7 @@ use crate::logprobs::{token_logprob, PendingLogprobs};
 use crate::pool::{common_prefix, Pool};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::stop::StopMatcher;
+use crate::threads::PooledContext;
 
 /// Prompt tokens fed in one step while other sequences are generating: bounds how long a step,
 /// and so every running stream's next token, can be held up by a long prompt.
@@ -228,7 +229,7 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-fn new_context<'m>(model: &'m LlamaModel, config: &InstanceConfig) -> Result<LlamaContext<'m>> {
+fn new_context<'m>(model: &'m LlamaModel, config: &InstanceConfig) -> Result<PooledContext<'m>> {
     let n_ctx = config.slot_context * config.slots as u32;
     let threads = i32::try_from(config.threads).unwrap_or(i32::MAX);
     let params = LlamaContextParams::default()
@@ -243,11 +244,12 @@ fn new_context<'m>(model: &'m LlamaModel, config: &InstanceConfig) -> Result<Lla
         .with_swa_full(true)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
-    model.new_context(backend()?, params).map_err(|e| {
+    let ctx = model.new_context(backend()?, params).map_err(|e| {
         Error::internal(format!(
             "cannot create a llama context of {n_ctx} tokens: {e}"
         ))
-    })
+    })?;
+    PooledContext::new(ctx, threads)
 }
 
 /// A request being served by a slot.

@@ -51,6 +51,7 @@ mod shutdown;
 mod stop;
 mod stream;
 mod template;
+pub mod threads;
 mod tool_calling;
 pub mod wait;
 

@@ -1,0 +1,79 @@
+//! The threads the library leaves behind. Each instance computes with a thread pool of its own
+//! that lives as long as the instance (ggml would otherwise start and join a pool for every
+//! decode step). And loading a model leaves nothing tied to the caller's thread: with the
+//! `openmp` feature, llama.cpp's parallel regions while loading would leave an idle OpenMP team
+//! there for as long as the caller lives, libgomp would count more threads than CPUs and stop
+//! spin-waiting, and every decode step's barriers would sleep in the kernel.
+//! Linux only: threads are found by name in `/proc`.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use modelservice::Registry;
+
+/// The ids of this process's threads named `name` (Linux: `/proc/self/task/*/comm`, which holds
+/// at most 15 bytes of a thread's name).
+fn threads_named(name: &str) -> BTreeSet<u32> {
+    let name = &name[..name.len().min(15)];
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .filter_map(|t| t.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn deploying_leaves_no_threads_on_the_calling_thread() {
+    // The test thread's name (the test's, cut to 15 bytes); threads started by a thread inherit
+    // its name.
+    let me = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+    let me = me.trim_end();
+    let registry = Registry::new();
+    let mut two_threads = spec("t1/smol", smollm2());
+    two_threads.threads = Some(2);
+    registry.deploy(two_threads).unwrap();
+    registry
+        .chat_blocking(greedy("t1/smol", "Say hello.", 4))
+        .unwrap();
+
+    let namesakes = threads_named(me);
+    assert_eq!(
+        namesakes.len(),
+        1,
+        "threads named like the deploying thread ({me}): {namesakes:?}"
+    );
+}
+
+#[test]
+fn an_instance_keeps_its_threads_from_one_step_to_the_next() {
+    let registry = Registry::new();
+    let mut three_threads = spec("t2/smol", smollm2());
+    three_threads.threads = Some(3);
+    registry.deploy(three_threads).unwrap();
+    // The instance's thread and the pool's workers (named after it, having been started by it).
+    let instance = "modelservice t2/smol#0";
+    let answer = || {
+        registry
+            .chat_blocking(greedy("t2/smol", "Count from one to ten.", 16))
+            .unwrap()
+    };
+    answer();
+    let after_first = threads_named(instance);
+    assert_eq!(
+        after_first.len(),
+        3,
+        "the instance's thread and 2 pool workers, at rest: {after_first:?}"
+    );
+    answer();
+    assert_eq!(
+        threads_named(instance),
+        after_first,
+        "the same threads after another answer"
+    );
+}
