@@ -369,8 +369,9 @@ export interface FunctionDefinition {
   /** A JSON Schema object; absent means no arguments (`{}`). */
   parameters?: unknown
   /**
-   * Accepted as OpenAI defines it: the tool grammar enforces the schema either way, except
-   * under `auto` on Llama 3 templates, whose calls have no marker to start a lazy grammar.
+   * Accepted as OpenAI defines it: the tool grammar enforces the schema of every call. Under
+   * `auto` on Llama 3 templates, whose calls open with no marker for a lazy grammar, only a
+   * `strict` tool puts the answer under a grammar (a call, or text that does not open like one).
    */
   strict?: boolean | null
 }

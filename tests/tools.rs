@@ -474,3 +474,50 @@ fn tool_errors_name_the_field() {
         assert_eq!(err.param(), Some(param), "{body}: {err}");
     }
 }
+
+/// A Llama 3.1-style template: tools in the last user turn, calls as a bare
+/// `{"name", "parameters"}` object (no marker a lazy grammar could wait for).
+const LLAMA3_TEMPLATE: &str = r#"{%- for message in messages %}<|start_header_id|>{{ message.role }}<|end_header_id|>
+
+{% if tools and loop.last and message.role == 'user' %}Given the following functions, respond with a JSON for a function call with its proper arguments that best answers the given prompt.
+
+Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}. Do not use variables.
+
+{% for tool in tools %}{{ tool | tojson }}
+
+{% endfor %}{% endif %}{{ message.content }}<|eot_id|>{% endfor %}
+{%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>
+
+{% endif %}"#;
+
+/// Under `auto`, a Llama 3 call opens with no marker, so a `strict` tool puts the whole answer
+/// under a grammar (a call, or text that does not open like one; its acceptance is unit-tested
+/// in tool_calling::grammar). An answer in text is the same as without `strict`.
+#[test]
+fn strict_tools_leave_text_answers_alone_on_llama_3_templates() {
+    let registry = Registry::new();
+    let mut llama3 = spec("tools/llama3", smollm2());
+    llama3.chat_template = Some(LLAMA3_TEMPLATE.into());
+    registry.deploy(llama3).expect("deploy a Llama 3 template");
+    let registry = Arc::new(registry);
+    let ask = |strict: bool| {
+        let mut tool = weather_tool();
+        tool["function"]["strict"] = json!(strict);
+        tool["function"]["parameters"]["additionalProperties"] = json!(false);
+        let body = request(
+            "tools/llama3",
+            ask_weather(),
+            json!([tool]),
+            json!({"tool_choice": "auto"}),
+        );
+        create(&registry, &body)["choices"][0]["message"].clone()
+    };
+    let (strict, loose) = (ask(true), ask(false));
+    assert!(strict["tool_calls"].is_null(), "{strict}");
+    let text = strict["content"].as_str().unwrap();
+    assert!(
+        !text.trim().is_empty() && !text.trim_start().starts_with('{'),
+        "{strict}"
+    );
+    assert_eq!(strict, loose);
+}

@@ -200,7 +200,7 @@ impl Sampler {
 }
 
 /// Whether the grammar, in its current state, lets `token` come next.
-fn grammar_allows(grammar: &mut LlamaSampler, token: LlamaToken) -> bool {
+pub(crate) fn grammar_allows(grammar: &mut LlamaSampler, token: LlamaToken) -> bool {
     let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
     one.apply_sampler(grammar);
     one.data.first().is_some_and(|d| d.logit().is_finite())

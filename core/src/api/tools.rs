@@ -33,8 +33,9 @@ pub struct FunctionDefinition {
     /// A JSON Schema object; absent means no arguments (`{}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<serde_json::Value>,
-    /// Accepted as OpenAI defines it: the tool grammar enforces the schema either way, except
-    /// under `auto` on Llama 3 templates, whose calls have no marker to start a lazy grammar.
+    /// Accepted as OpenAI defines it: the tool grammar enforces the schema of every call. Under
+    /// `auto` on Llama 3 templates, whose calls open with no marker for a lazy grammar, only a
+    /// `strict` tool puts the answer under a grammar (a call, or text that does not open like one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
 }

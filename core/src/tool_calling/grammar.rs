@@ -121,8 +121,11 @@ fn answer_schema(tools: &[&Tool], format: ToolFormat, parallel: bool, may_answer
     }
 }
 
-/// The rules that frame the converter's `root` (one call) in a native format's markers.
-fn frame_rules(format: ToolFormat, parallel: bool) -> Option<String> {
+/// The rules that frame the converter's `root` (one call) in a native format's markers; with
+/// `or_text` (Llama 3 under `auto`), the answer may instead be text that does not open like a
+/// call: after any white space, its first character is not `{`, and it does not open with `<|`
+/// (`<|python_tag|>`, the other way a Llama 3 call opens).
+fn frame_rules(format: ToolFormat, parallel: bool, or_text: bool) -> Option<String> {
     let more = |call: &str| {
         if parallel {
             format!("({call} (tool-frame-ws {call})*)")
@@ -143,6 +146,11 @@ fn frame_rules(format: ToolFormat, parallel: bool) -> Option<String> {
                 ""
             }
         ),
+        ToolFormat::Llama3 if or_text => format!(
+            "{FRAME_ROOT} ::= [ \\t\\r\\n]* ((\"<|python_tag|>\")? root | tool-frame-text)?\n\
+             tool-frame-text ::= [^{{<\\x20\\t\\r\\n] tool-frame-any* | \"<\" ([^|] tool-frame-any*)?\n\
+             tool-frame-any ::= [^\\x00]\n"
+        ),
         ToolFormat::Llama3 => format!("{FRAME_ROOT} ::= root\n"),
         ToolFormat::Generic => return None,
     };
@@ -158,14 +166,24 @@ pub(crate) fn tool_grammar(
     cache: &GrammarCache,
 ) -> Result<Option<ToolGrammar>> {
     let tool_use = req.tool_use();
-    let lazy = match tool_use {
+    let mut lazy = match tool_use {
         ToolUse::Off => return Ok(None),
         ToolUse::Auto => format.is_native(),
         ToolUse::Required | ToolUse::Named(_) => false,
     };
-    if lazy && format == ToolFormat::Llama3 {
-        // Its calls open with no marker: parse only, as llama.cpp does.
-        return Ok(None);
+    // Llama 3's calls open with no marker for a lazy grammar to wait for: parse only, as
+    // llama.cpp does, unless a tool is `strict`; then the whole answer follows a grammar that
+    // lets it be a call or text that does not open like one.
+    let call_or_text = lazy && format == ToolFormat::Llama3;
+    if call_or_text {
+        if !req
+            .tool_list()
+            .iter()
+            .any(|t| t.function.strict == Some(true))
+        {
+            return Ok(None);
+        }
+        lazy = false;
     }
     let marker = format.marker().unwrap_or("");
     let tools = callable_tools(req);
@@ -181,7 +199,7 @@ pub(crate) fn tool_grammar(
     }
     let parallel = req.parallel_calls() && !matches!(tool_use, ToolUse::Named(_));
     let schema = answer_schema(&tools, format, parallel, tool_use == ToolUse::Auto);
-    let frame = frame_rules(format, parallel);
+    let frame = frame_rules(format, parallel, call_or_text);
     let root = if frame.is_some() { FRAME_ROOT } else { "root" };
     let key = format!(
         "tools {} {}\n{schema}",
@@ -239,6 +257,68 @@ mod tests {
             json!({"type": "object", "properties": {"city": {"$ref": "#/$defs/City"}}, "required": ["city"],
                    "$defs": {"City": {"type": "string", "maxLength": 20}}}),
         )
+    }
+
+    /// Whether llama.cpp's grammar engine lets the model write `text` whole and then stop.
+    fn lets_write(model: &LlamaModel, grammar: &ToolGrammar, text: &str) -> bool {
+        let mut sampler = LlamaSampler::grammar(model, &grammar.gbnf, grammar.root).unwrap();
+        let tokens = model.vocab().tokenize(text.as_bytes(), false, false);
+        for token in tokens.into_iter().chain([model.vocab().eos()]) {
+            if !crate::sampling::grammar_allows(&mut sampler, token) {
+                return false;
+            }
+            sampler.accept(token);
+        }
+        true
+    }
+
+    #[test]
+    fn strict_tools_under_auto_on_llama_3_are_a_call_or_text_that_does_not_open_like_one() {
+        let backend = crate::backend::backend().unwrap();
+        let model = LlamaModel::load_from_file(
+            backend,
+            modelservice_test_models::smollm2(),
+            &Default::default(),
+        )
+        .unwrap();
+        let request = |strict: bool| {
+            ChatCompletionRequest::from_json(
+                &json!({"model": "m", "messages": [{"role": "user", "content": "Weather?"}],
+                    "tools": [{"type": "function", "function": {"name": "get_weather", "strict": strict,
+                        "parameters": {"type": "object", "properties": {"city": {"enum": ["FR-PARIS"]}},
+                            "required": ["city"], "additionalProperties": false}}}]})
+                .to_string(),
+            )
+            .unwrap()
+        };
+        let cache = GrammarCache::default();
+        // Without `strict`: parse only, as llama.cpp does.
+        assert_eq!(
+            tool_grammar(&request(false), ToolFormat::Llama3, &model, &cache).unwrap(),
+            None
+        );
+        let grammar = tool_grammar(&request(true), ToolFormat::Llama3, &model, &cache)
+            .unwrap()
+            .expect("a grammar for strict tools");
+        assert!(!grammar.lazy);
+        for allowed in [
+            r#"{"name": "get_weather", "parameters": {"city": "FR-PARIS"}}"#,
+            "\n{\"name\": \"get_weather\", \"parameters\": {\"city\": \"FR-PARIS\"}}",
+            "It is sunny in Paris today.",
+            "\nIt is sunny in Paris today.",
+            "<b>Sunny</b>",
+        ] {
+            assert!(lets_write(&model, &grammar, allowed), "{allowed:?}");
+        }
+        for refused in [
+            r#"{"name": "get_weather", "parameters": {"city": "Paris"}}"#,
+            r#"{"name": "get_time", "parameters": {}}"#,
+            "{ I think it is sunny }",
+            "  {\"name\": \"get_weather\"}",
+            "<|python_tag|>sunny",
+        ] {
+            assert!(!lets_write(&model, &grammar, refused), "{refused:?}");
+        }
     }
 
     #[test]
