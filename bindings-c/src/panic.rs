@@ -57,14 +57,7 @@ impl Boundary for u16 {
 pub(crate) fn guard<B: Boundary>(body: impl FnOnce() -> B) -> B::Output {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value.complete(),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
-            B::panicked(message)
-        }
+        Err(payload) => B::panicked(engine::error::panic_message(&*payload)),
     }
 }
 

@@ -23,12 +23,10 @@ pub fn to_napi(error: Error) -> napi::Error {
 
 /// An internal error describing a caught panic.
 pub fn from_panic(payload: Box<dyn Any + Send>) -> Error {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    Error::internal(format!("modelservice panicked: {what}"))
+    Error::internal(format!(
+        "modelservice panicked: {}",
+        modelservice::error::panic_message(&*payload)
+    ))
 }
 
 /// Awaits a future on napi's runtime, turning its engine error or panic into a napi error.

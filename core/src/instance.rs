@@ -215,18 +215,13 @@ pub(crate) fn instance_stopped(
     panic: &(dyn std::any::Any + Send),
     failure: &Mutex<Option<String>>,
 ) -> Error {
-    let reason = format!("instance {id} stopped: {}", panic_message(panic));
+    let reason = format!(
+        "instance {id} stopped: {}",
+        crate::error::panic_message(panic)
+    );
     tracing::error!(%reason);
     *failure.lock() = Some(reason.clone());
     Error::internal(reason)
-}
-
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
 }
 
 fn new_context<'m>(model: &'m LlamaModel, config: &InstanceConfig) -> Result<PooledContext<'m>> {

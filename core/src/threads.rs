@@ -30,7 +30,7 @@ type ThreadPoolFree = unsafe extern "C" fn(*mut sys::ggml_threadpool);
 /// OpenMP team that `f` started with it. A panic in `f` comes back as `Err` with its message.
 pub fn on_own_thread<T: Send>(f: impl FnOnce() -> T + Send) -> std::result::Result<T, String> {
     std::thread::scope(|scope| scope.spawn(f).join())
-        .map_err(|panic| crate::instance::panic_message(&*panic))
+        .map_err(|panic| crate::error::panic_message(&*panic))
 }
 
 /// A llama context and the thread pool attached to it.
