@@ -1,9 +1,11 @@
-//! The threads the library leaves behind. Each instance computes with a thread pool of its own
-//! that lives as long as the instance (ggml would otherwise start and join a pool for every
-//! decode step). And loading a model leaves nothing tied to the caller's thread: with the
-//! `openmp` feature, llama.cpp's parallel regions while loading would leave an idle OpenMP team
-//! there for as long as the caller lives, libgomp would count more threads than CPUs and stop
-//! spin-waiting, and every decode step's barriers would sleep in the kernel.
+//! The threads the library leaves behind. Each instance keeps its compute threads from one step
+//! to the next: its OpenMP team (the default `openmp` feature) or, built without that feature,
+//! the ggml thread pool attached to its context (without one, ggml would start and join a pool
+//! for every decode step; only a build without `openmp` exercises that part). And loading a
+//! model leaves nothing tied to the caller's thread: with OpenMP, llama.cpp's parallel regions
+//! while loading would leave an idle team there for as long as the caller lives, libgomp would
+//! count more threads than CPUs and stop spin-waiting, and every decode step's barriers would
+//! sleep in the kernel.
 //! Linux only: threads are found by name in `/proc`.
 #![cfg(target_os = "linux")]
 
@@ -56,7 +58,7 @@ fn an_instance_keeps_its_threads_from_one_step_to_the_next() {
     let mut three_threads = spec("t2/smol", smollm2());
     three_threads.threads = Some(3);
     registry.deploy(three_threads).unwrap();
-    // The instance's thread and the pool's workers (named after it, having been started by it).
+    // The instance's thread and its 2 workers (named after it, having been started by it).
     let instance = "modelservice t2/smol#0";
     let answer = || {
         registry
@@ -68,7 +70,7 @@ fn an_instance_keeps_its_threads_from_one_step_to_the_next() {
     assert_eq!(
         after_first.len(),
         3,
-        "the instance's thread and 2 pool workers, at rest: {after_first:?}"
+        "the instance's thread and 2 workers, at rest: {after_first:?}"
     );
     answer();
     assert_eq!(

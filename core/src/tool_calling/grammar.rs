@@ -158,7 +158,7 @@ fn frame_rules(format: ToolFormat, parallel: bool, or_text: bool) -> Option<Stri
 }
 
 /// The grammar of a request's answer, or `None` when it is free (no tools, `none`, or `auto`
-/// on a format without a marker to wait for).
+/// on Llama 3 without a `strict` tool).
 pub(crate) fn tool_grammar(
     req: &ChatCompletionRequest,
     format: ToolFormat,
@@ -166,25 +166,20 @@ pub(crate) fn tool_grammar(
     cache: &GrammarCache,
 ) -> Result<Option<ToolGrammar>> {
     let tool_use = req.tool_use();
-    let mut lazy = match tool_use {
+    let strict = req
+        .tool_list()
+        .iter()
+        .any(|t| t.function.strict == Some(true));
+    // (lazy, call_or_text). Llama 3's calls open with no marker for a lazy grammar to wait for:
+    // under `auto` they are parsed only, as llama.cpp does, unless a tool is `strict`; then the
+    // whole answer follows a grammar that lets it be a call or text that does not open like one.
+    let (lazy, call_or_text) = match tool_use {
         ToolUse::Off => return Ok(None),
-        ToolUse::Auto => format.is_native(),
-        ToolUse::Required | ToolUse::Named(_) => false,
+        ToolUse::Auto if format == ToolFormat::Llama3 && !strict => return Ok(None),
+        ToolUse::Auto if format == ToolFormat::Llama3 => (false, true),
+        ToolUse::Auto => (format.is_native(), false),
+        ToolUse::Required | ToolUse::Named(_) => (false, false),
     };
-    // Llama 3's calls open with no marker for a lazy grammar to wait for: parse only, as
-    // llama.cpp does, unless a tool is `strict`; then the whole answer follows a grammar that
-    // lets it be a call or text that does not open like one.
-    let call_or_text = lazy && format == ToolFormat::Llama3;
-    if call_or_text {
-        if !req
-            .tool_list()
-            .iter()
-            .any(|t| t.function.strict == Some(true))
-        {
-            return Ok(None);
-        }
-        lazy = false;
-    }
     let marker = format.marker().unwrap_or("");
     let tools = callable_tools(req);
     // Each schema alone first, so that one the converter refuses is named.
