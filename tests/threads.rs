@@ -1,17 +1,19 @@
 //! The threads the library leaves behind. Each instance keeps its compute threads from one step
-//! to the next: its OpenMP team (the default `openmp` feature) or, built without that feature,
-//! the ggml thread pool attached to its context (without one, ggml would start and join a pool
-//! for every decode step; only a build without `openmp` exercises that part). And loading a
-//! model leaves nothing tied to the caller's thread: with OpenMP, llama.cpp's parallel regions
-//! while loading would leave an idle team there for as long as the caller lives, libgomp would
-//! count more threads than CPUs and stop spin-waiting, and every decode step's barriers would
-//! sleep in the kernel.
+//! to the next: the ggml thread pool attached to its context (without one, ggml would start and
+//! join a pool for every decode step) or, built with the `openmp` feature, its OpenMP team. And
+//! loading a model leaves nothing tied to the caller's thread: with OpenMP, llama.cpp's parallel
+//! regions while loading would leave an idle team there for as long as the caller lives, libgomp
+//! would count more threads than CPUs and stop spin-waiting, and every decode step's barriers
+//! would sleep in the kernel. And an instance with more threads than cores still answers: the
+//! pool's barriers spin without yielding, which would make every step take seconds, and the guard
+//! in `core/src/threads.rs` moves its steps to one thread instead.
 //! Linux only: threads are found by name in `/proc`.
 #![cfg(target_os = "linux")]
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use common::*;
 use modelservice::Registry;
@@ -77,5 +79,27 @@ fn an_instance_keeps_its_threads_from_one_step_to_the_next() {
         threads_named(instance),
         after_first,
         "the same threads after another answer"
+    );
+}
+
+#[test]
+fn an_instance_with_more_threads_than_cores_still_answers() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let registry = Registry::new();
+    let mut crowded = spec("t3/smol", smollm2());
+    crowded.threads = Some(cores + 1);
+    registry.deploy(crowded).unwrap();
+    let started = Instant::now();
+    for _ in 0..2 {
+        let answer = registry
+            .chat_blocking(greedy("t3/smol", "Write a long story about the sea.", 16))
+            .unwrap();
+        assert_eq!(answer.usage.completion_tokens, 16);
+    }
+    // About a second when it works; a collapsed pool took 97 s (2 cores, 3 threads).
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "two 16-token answers took {took:?}"
     );
 }

@@ -14,6 +14,7 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend> {
     BACKEND
         .get_or_init(|| {
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            crate::llama_log::install();
             crate::cpu_backend::load()?;
             LlamaBackend::init().map_err(|e| e.to_string())
         })

@@ -114,7 +114,7 @@ fn new_context<'m>(model: &'m LlamaModel, config: &EmbedConfig) -> Result<Pooled
 
 /// Decodes `items` as one batch (input j is sequence j) and returns their normalised vectors.
 fn encode(
-    ctx: &mut LlamaContext<'_>,
+    ctx: &mut PooledContext<'_>,
     batch: &mut LlamaBatch<'_>,
     items: &[EmbedItem],
     counters: &Counters,
@@ -127,9 +127,9 @@ fn encode(
             .map_err(|e| Error::internal(format!("cannot fill the batch: {e}")))?;
     }
     let tokens = batch.n_tokens() as u64;
-    let decoded = ctx.decode(batch);
     // Forget the batch (a decoder embedder keeps it in its KV cache; an encoder has none).
     let cleanup = |ctx: &mut LlamaContext<'_>| ctx.clear_kv_cache();
+    let decoded = ctx.decode_step(batch, cleanup);
     if let Err(e) = decoded {
         cleanup(ctx);
         return Err(Error::internal(format!("llama_decode failed: {e}")));

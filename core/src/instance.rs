@@ -339,7 +339,7 @@ impl<'m> Worker<'m> {
         }
     }
 
-    fn run(&mut self, ctx: &mut LlamaContext<'_>, inbox: &Receiver<Job>) {
+    fn run(&mut self, ctx: &mut PooledContext<'_>, inbox: &Receiver<Job>) {
         let mut batch = LlamaBatch::new(self.batch_size, self.slots.len() as i32);
         let mut inbox_open = true;
         loop {
@@ -504,7 +504,7 @@ impl<'m> Worker<'m> {
     }
 
     /// One decode step over every active slot, then one sampled token per slot that has logits.
-    fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) {
+    fn step(&mut self, ctx: &mut PooledContext<'_>, batch: &mut LlamaBatch<'_>) {
         if let Some(i) = self.next_prompt() {
             if !self.slots[i].active.as_ref().is_some_and(|a| a.started) {
                 self.borrow_prefix(ctx, i);
@@ -521,7 +521,17 @@ impl<'m> Worker<'m> {
             }
             return;
         }
-        if let Err(e) = ctx.decode(batch) {
+        // Where each sequence's tokens in this batch start, to undo a step stopped midway.
+        let written: Vec<(i32, u32)> = (self.slots.iter().zip(&feed))
+            .filter(|(_, &take)| take > 0)
+            .map(|(slot, &take)| (slot.seq, (slot.cached.len() - take) as u32))
+            .collect();
+        let undo = |ctx: &mut LlamaContext<'_>| {
+            for &(seq, from) in &written {
+                let _ = ctx.kv_cache_seq_rm(seq, Some(from), None);
+            }
+        };
+        if let Err(e) = ctx.decode_step(batch, undo) {
             let error = Error::internal(format!("llama_decode failed: {e}"));
             for i in self.arrival.clone() {
                 let _ = ctx.kv_cache_seq_rm(self.slots[i].seq, None, None);

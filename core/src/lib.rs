@@ -40,6 +40,7 @@ mod guards;
 mod ids;
 mod instance;
 pub mod limits;
+mod llama_log;
 mod logprobs;
 pub mod metrics;
 mod ops;

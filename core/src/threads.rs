@@ -5,6 +5,14 @@
 //! llama-cpp-2 has no call to attach one, so [`PooledContext`] does it through llama.cpp's C API.
 //! (With the `openmp` feature OpenMP's team does the work and the attached pool stays unused.)
 //!
+//! ggml's pool waits at the barriers inside a step by spinning, never yielding. When one of its
+//! threads loses its core (more threads than free cores: a busy host, or `threads` above the
+//! core count), the others spin through whole time slices at each of a step's hundreds of
+//! barriers, and a 10 ms step takes seconds (measured: two 16-token answers in 97 s instead of
+//! 1 s). So each step runs against a deadline (see [`StepTimes`]); a step that overruns it is
+//! aborted, undone and decoded again on the calling thread alone, and the pool is tried again
+//! later, backing off while it keeps collapsing.
+//!
 //! Models are loaded on a thread that ends ([`on_own_thread`]). With the `openmp` feature,
 //! loading runs OpenMP parallel regions (weight repacking for AMX and the like), which leave a
 //! team of idle threads tied to the calling thread for as long as it lives. Counting those,
@@ -14,10 +22,15 @@
 //! Public for programs that drive llama-cpp-2 next to the library (the benchmarks' raw loops),
 //! so that they compute the way the library does.
 
+use std::ffi::c_void;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::DecodeError;
 use llama_cpp_sys_2 as sys;
 
 use crate::error::{Error, Result};
@@ -35,10 +48,39 @@ pub fn on_own_thread<T: Send>(f: impl FnOnce() -> T + Send) -> std::result::Resu
 
 /// A llama context and the thread pool attached to it.
 pub struct PooledContext<'m> {
-    // Declared before the pool, so dropped before it: the context computes with the pool.
+    // Declared first, so dropped first: the context computes with the pool and calls back into
+    // the deadline.
     ctx: LlamaContext<'m>,
-    _pool: ThreadPool,
+    raw: *mut sys::llama_context,
+    deadline: Box<Deadline>,
+    threads: i32,
+    /// Whether steps run against a deadline: only the pool's barriers spin without yielding
+    /// (OpenMP's sleep when threads outnumber cores), so an OpenMP build is left unguarded.
+    guarded: bool,
+    times: StepTimes,
+    mode: Mode,
+    pool: ThreadPool,
 }
+
+// SAFETY: `raw` and the pool belong to `ctx` and move with it; all are used only by the thread
+// that owns the `PooledContext`, as `LlamaContext` itself is.
+unsafe impl Send for PooledContext<'_> {}
+
+/// Whether steps run on the whole pool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Pool,
+    /// On the calling thread alone until `retry_at`; `backoff` is the wait after the next
+    /// collapse.
+    Alone {
+        retry_at: Instant,
+        backoff: Duration,
+    },
+}
+
+/// The first wait before the pool is tried again after a collapse, and the longest.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl<'m> PooledContext<'m> {
     /// Attaches a new pool of `threads` threads (the calling thread among them) to `ctx`, for
@@ -48,9 +90,229 @@ impl<'m> PooledContext<'m> {
         let raw = raw_context(&ctx).ok_or_else(|| {
             Error::internal("cannot attach a thread pool: the llama context's address is unknown")
         })?;
-        // SAFETY: `raw` is the live context owned by `ctx`; the pool outlives it (field order).
-        unsafe { sys::llama_attach_threadpool(raw, pool.raw.as_ptr(), pool.raw.as_ptr()) };
-        Ok(Self { ctx, _pool: pool })
+        let deadline = Box::new(Deadline::new());
+        // SAFETY: `raw` is the live context owned by `ctx`; the pool and the deadline outlive
+        // it (field order), and the box's address does not move.
+        unsafe {
+            sys::llama_attach_threadpool(raw, pool.raw.as_ptr(), pool.raw.as_ptr());
+            let data = &*deadline as *const Deadline as *mut c_void;
+            sys::llama_set_abort_callback(raw, Some(Deadline::passed), data);
+        }
+        Ok(Self {
+            ctx,
+            raw,
+            deadline,
+            threads,
+            guarded: !cfg!(feature = "openmp"),
+            times: StepTimes::default(),
+            mode: Mode::Pool,
+            pool,
+        })
+    }
+
+    /// Decodes `batch` (llama_decode), guarding against a collapsed pool: a step that runs far
+    /// past the time its size has taken before is aborted, `undo` removes from the KV cache
+    /// what the batch wrote to it (llama.cpp keeps the ubatches that finished), and the step is
+    /// decoded again on the calling thread alone. The answer is the same either way.
+    pub fn decode_step(
+        &mut self,
+        batch: &mut LlamaBatch<'_>,
+        undo: impl FnOnce(&mut LlamaContext<'m>),
+    ) -> std::result::Result<(), DecodeError> {
+        let tokens = usize::try_from(batch.n_tokens()).unwrap_or(0);
+        if !self.guarded || self.threads == 1 {
+            return self.ctx.decode(batch);
+        }
+        if let Mode::Alone { retry_at, .. } = self.mode {
+            if Instant::now() < retry_at {
+                return self.decode_alone(batch, tokens);
+            }
+            self.use_pool(true);
+        }
+        let budget = self.times.budget(tokens);
+        let started = Instant::now();
+        self.deadline.arm(started + budget);
+        // llama.cpp logs a stopped step as a failed one: those lines are dropped.
+        let decoded = crate::llama_log::held(
+            || self.ctx.decode(batch),
+            |decoded| matches!(decoded, Err(DecodeError::Unknown(ABORTED))),
+        );
+        self.deadline.disarm();
+        let took = started.elapsed();
+        match decoded {
+            Err(DecodeError::Unknown(ABORTED)) => {
+                undo(&mut self.ctx);
+                let backoff = match self.mode {
+                    Mode::Alone { backoff, .. } => backoff,
+                    Mode::Pool => FIRST_BACKOFF,
+                };
+                tracing::warn!(
+                    threads = self.threads,
+                    tokens,
+                    took_ms = took.as_millis() as u64,
+                    retry_in_s = backoff.as_secs(),
+                    "a decode step overran its deadline (the pool's threads lack free cores); \
+                     steps run on one thread for now"
+                );
+                self.use_pool(false);
+                self.mode = Mode::Alone {
+                    retry_at: Instant::now() + backoff,
+                    backoff: (backoff * 2).min(MAX_BACKOFF),
+                };
+                self.decode_alone(batch, tokens)
+            }
+            result => {
+                if result.is_ok() {
+                    if self.mode != Mode::Pool {
+                        tracing::info!(threads = self.threads, "decode steps use the pool again");
+                    }
+                    self.mode = Mode::Pool;
+                    self.times.pool_took(tokens, took);
+                }
+                result
+            }
+        }
+    }
+
+    fn decode_alone(
+        &mut self,
+        batch: &mut LlamaBatch<'_>,
+        tokens: usize,
+    ) -> std::result::Result<(), DecodeError> {
+        let started = Instant::now();
+        let decoded = self.ctx.decode(batch);
+        if decoded.is_ok() {
+            self.times
+                .alone_took(tokens, started.elapsed(), self.threads);
+        }
+        decoded
+    }
+
+    /// Computes with the whole pool, or with the calling thread alone (ggml then computes
+    /// without the pool, whose threads go to sleep).
+    fn use_pool(&mut self, pool: bool) {
+        let threads = if pool { self.threads } else { 1 };
+        // SAFETY: `raw` is the live context owned by `self.ctx`; the pool outlives it.
+        unsafe {
+            if pool {
+                let p = self.pool.raw.as_ptr();
+                sys::llama_attach_threadpool(self.raw, p, p);
+            } else {
+                sys::llama_detach_threadpool(self.raw);
+            }
+            sys::llama_set_n_threads(self.raw, threads, threads);
+        }
+    }
+
+    /// Whether steps run on the calling thread alone after a collapse of the pool.
+    pub fn computes_alone(&self) -> bool {
+        matches!(self.mode, Mode::Alone { .. })
+    }
+}
+
+/// llama_decode's status for a step stopped by the abort callback.
+const ABORTED: i32 = 2;
+
+/// When the running step must stop. ggml's CPU backend asks [`Deadline::passed`] after each node
+/// of the graph, on the calling thread.
+struct Deadline {
+    epoch: Instant,
+    /// Nanoseconds after `epoch`; `u64::MAX` while no step is guarded.
+    at: AtomicU64,
+    /// Tests stop a guarded step after this many more nodes, as if its deadline had passed.
+    #[cfg(test)]
+    nodes_left: AtomicU64,
+}
+
+impl Deadline {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            at: AtomicU64::new(u64::MAX),
+            #[cfg(test)]
+            nodes_left: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn arm(&self, at: Instant) {
+        let at = at.saturating_duration_since(self.epoch).as_nanos();
+        self.at
+            .store(u64::try_from(at).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn disarm(&self) {
+        self.at.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// The abort callback: whether the guarded step is past its deadline.
+    unsafe extern "C" fn passed(data: *mut c_void) -> bool {
+        // SAFETY: `data` is the `Deadline` boxed by the `PooledContext` that owns the context.
+        let deadline = unsafe { &*(data as *const Deadline) };
+        let at = deadline.at.load(Ordering::Relaxed);
+        #[cfg(test)]
+        if at != u64::MAX && deadline.nodes_left.fetch_sub(1, Ordering::Relaxed) == 1 {
+            return true;
+        }
+        at != u64::MAX && deadline.epoch.elapsed().as_nanos() > u128::from(at)
+    }
+}
+
+/// Batch sizes are told apart by powers of two: class k holds steps of 2^(k-1) < n ≤ 2^k
+/// tokens (the last class holds all larger ones).
+const CLASSES: usize = 14;
+
+/// How long steps of each batch size have taken, to set each step's deadline. The fastest step
+/// is kept, not an average, so that collapsed steps cannot teach the guard to accept them.
+#[derive(Default)]
+struct StepTimes {
+    pool: [Option<Duration>; CLASSES],
+}
+
+impl StepTimes {
+    /// A step this many times slower than its size's fastest is a collapse: one thread alone
+    /// would be done sooner.
+    const SLACK: u32 = 4;
+    /// Added to every budget, for the scheduler's own noise on short steps.
+    const MARGIN: Duration = Duration::from_millis(20);
+    /// The budget of a step of a size never timed: a collapse costs seconds per step.
+    const UNTIMED: Duration = Duration::from_secs(1);
+
+    fn class(tokens: usize) -> usize {
+        let k = usize::BITS - tokens.saturating_sub(1).leading_zeros();
+        (k as usize).min(CLASSES - 1)
+    }
+
+    /// The time the pool gets for a step of `tokens` tokens.
+    fn budget(&self, tokens: usize) -> Duration {
+        let class = Self::class(tokens);
+        // A size not timed yet takes no longer than the nearest larger size that was, nor than
+        // the nearest smaller one times the ratio of their sizes (the cost per token falls as
+        // batches grow).
+        let larger = self.pool[class..].iter().flatten().next().copied();
+        let smaller = (0..class)
+            .rev()
+            .find_map(|k| self.pool[k].map(|fastest| fastest * (1 << (class - k))));
+        let expected = match (larger, smaller) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match expected {
+            Some(expected) => expected * Self::SLACK + Self::MARGIN,
+            None => Self::UNTIMED,
+        }
+    }
+
+    fn pool_took(&mut self, tokens: usize, took: Duration) {
+        let fastest = &mut self.pool[Self::class(tokens)];
+        *fastest = Some(fastest.map_or(took, |f| f.min(took)));
+    }
+
+    /// A step on one thread took `took`: the pool may take as long as that shared among its
+    /// threads, whatever it took before (steps grow with the context's length).
+    fn alone_took(&mut self, tokens: usize, took: Duration, threads: i32) {
+        let shared = took / threads.max(1) as u32;
+        let fastest = &mut self.pool[Self::class(tokens)];
+        *fastest = Some(fastest.map_or(shared, |f| f.max(shared)));
     }
 }
 
@@ -71,9 +333,6 @@ struct ThreadPool {
     raw: NonNull<sys::ggml_threadpool>,
     free: ThreadPoolFree,
 }
-
-// SAFETY: a pool is used only through the context of the thread that owns both.
-unsafe impl Send for ThreadPool {}
 
 impl ThreadPool {
     fn new(threads: i32) -> Result<Self> {
@@ -136,7 +395,114 @@ mod tests {
     use llama_cpp_2::context::params::LlamaContextParams;
     use llama_cpp_2::model::params::LlamaModelParams;
     use llama_cpp_2::model::LlamaModel;
+    use llama_cpp_2::token::LlamaToken;
     use std::num::NonZeroU32;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_step_gets_four_times_the_fastest_of_its_size_and_a_margin() {
+        let mut times = StepTimes::default();
+        assert_eq!(times.budget(1), StepTimes::UNTIMED);
+        times.pool_took(1, 10 * MS);
+        times.pool_took(1, 30 * MS);
+        assert_eq!(times.budget(1), 60 * MS, "4 × the fastest 10 ms + 20 ms");
+        // A size not timed yet takes no longer than a larger size that was, nor than a smaller
+        // one times the ratio of their sizes.
+        assert_eq!(times.budget(3), 180 * MS, "4 × 4 × 10 ms + 20 ms");
+        times.pool_took(128, 100 * MS);
+        assert_eq!(times.budget(3), 180 * MS);
+        assert_eq!(times.budget(65), 420 * MS, "4 × 100 ms + 20 ms");
+        // Larger than any size timed: the largest one times the ratio of their sizes.
+        assert_eq!(times.budget(129), 820 * MS, "4 × 2 × 100 ms + 20 ms");
+        // One thread took 200 ms for a token: two threads may take 100 ms, whatever they took
+        // before (a longer context makes every step slower).
+        times.alone_took(1, 200 * MS, 2);
+        assert_eq!(times.budget(1), 420 * MS);
+        times.alone_took(1, 40 * MS, 2);
+        assert_eq!(
+            times.budget(1),
+            420 * MS,
+            "the pool's time is not lowered by one thread"
+        );
+    }
+
+    /// Greedy continuation of `prompt` (one sequence), each step through `decode_step`.
+    fn greedy(ctx: &mut PooledContext<'_>, prompt: &[LlamaToken], n: usize) -> Vec<LlamaToken> {
+        ctx.clear_kv_cache();
+        let mut batch = LlamaBatch::new(prompt.len(), 1);
+        batch.add_sequence(prompt, 0, false).unwrap();
+        let mut from = 0;
+        let mut answer = Vec::new();
+        loop {
+            ctx.decode_step(&mut batch, |ctx| {
+                ctx.kv_cache_seq_rm(0, Some(from), None).unwrap();
+            })
+            .expect("decode");
+            let logits = ctx.get_logits_ith(batch.n_tokens() - 1);
+            let best = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b]));
+            let token = LlamaToken(best.unwrap() as i32);
+            answer.push(token);
+            if answer.len() == n {
+                return answer;
+            }
+            from = (prompt.len() + answer.len() - 1) as u32;
+            batch.clear();
+            batch.add(token, from as i32, &[0], true).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_step_stopped_midway_is_undone_and_decoded_again_on_one_thread() {
+        let backend = crate::backend::backend().expect("backend");
+        let path = modelservice_test_models::smollm2();
+        let model =
+            LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).expect("model");
+        let prompt = model.vocab().tokenize(
+            b"The lighthouse keeper climbed the stairs every evening, lit the lamp, and \
+              watched the ships pass. One night a storm came in from the west and",
+            true,
+            false,
+        );
+        assert!(
+            prompt.len() > 24,
+            "the prompt spans more than three ubatches"
+        );
+        let context = || {
+            let params = LlamaContextParams::default()
+                .with_n_ctx(NonZeroU32::new(256))
+                .with_n_batch(64)
+                .with_n_ubatch(8)
+                .with_n_threads(2)
+                .with_n_threads_batch(2);
+            PooledContext::new(model.new_context(backend, params).unwrap(), 2).unwrap()
+        };
+        let mut ctx = context();
+        ctx.guarded = true;
+        let expected = greedy(&mut ctx, &prompt, 8);
+        assert!(!ctx.computes_alone());
+        // How many nodes one ubatch of 8 tokens computes (the abort callback runs after each).
+        let start = u64::MAX / 2;
+        ctx.deadline.nodes_left.store(start, Ordering::Relaxed);
+        greedy(&mut ctx, &prompt[..8], 1);
+        let per_ubatch = start - ctx.deadline.nodes_left.load(Ordering::Relaxed);
+        assert!(per_ubatch > 10, "{per_ubatch} nodes");
+
+        // Stop the prompt's step in its third ubatch: two are in the KV cache by then.
+        let mut ctx = context();
+        ctx.guarded = true;
+        ctx.deadline
+            .nodes_left
+            .store(per_ubatch * 5 / 2, Ordering::Relaxed);
+        let answer = greedy(&mut ctx, &prompt, 8);
+        assert_eq!(
+            ctx.deadline.nodes_left.load(Ordering::Relaxed),
+            0,
+            "the step was stopped"
+        );
+        assert!(ctx.computes_alone(), "steps run on one thread after a stop");
+        assert_eq!(answer, expected);
+    }
 
     #[test]
     fn the_raw_context_is_the_one_llama_cpp_2_wraps() {
