@@ -59,6 +59,7 @@ pub struct PooledContext<'m> {
     guarded: bool,
     times: StepTimes,
     mode: Mode,
+    warned_at: Option<Instant>,
     pool: ThreadPool,
 }
 
@@ -78,9 +79,13 @@ enum Mode {
     },
 }
 
-/// The first wait before the pool is tried again after a collapse, and the longest.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The first wait before the pool is tried again after a collapse, and the longest. The first
+/// is short because a single slow step can be a passing hiccup of the machine (one seen here:
+/// 62 ms for a 7 ms step): its cost is then about half of this wait.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// At most one warning per this long, however often the pool collapses.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 impl<'m> PooledContext<'m> {
     /// Attaches a new pool of `threads` threads (the calling thread among them) to `ctx`, for
@@ -106,6 +111,7 @@ impl<'m> PooledContext<'m> {
             guarded: !cfg!(feature = "openmp"),
             times: StepTimes::default(),
             mode: Mode::Pool,
+            warned_at: None,
             pool,
         })
     }
@@ -146,13 +152,21 @@ impl<'m> PooledContext<'m> {
                     Mode::Alone { backoff, .. } => backoff,
                     Mode::Pool => FIRST_BACKOFF,
                 };
-                tracing::warn!(
-                    threads = self.threads,
+                if self.warned_at.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                    self.warned_at = Some(Instant::now());
+                    tracing::warn!(
+                        threads = self.threads,
+                        tokens,
+                        took_ms = took.as_millis() as u64,
+                        "a decode step overran its deadline (the pool's threads lack free \
+                         cores); steps run on one thread for a while"
+                    );
+                }
+                tracing::debug!(
                     tokens,
                     took_ms = took.as_millis() as u64,
-                    retry_in_s = backoff.as_secs(),
-                    "a decode step overran its deadline (the pool's threads lack free cores); \
-                     steps run on one thread for now"
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "a decode step was stopped and is redone on one thread"
                 );
                 self.use_pool(false);
                 self.mode = Mode::Alone {
@@ -164,7 +178,7 @@ impl<'m> PooledContext<'m> {
             result => {
                 if result.is_ok() {
                     if self.mode != Mode::Pool {
-                        tracing::info!(threads = self.threads, "decode steps use the pool again");
+                        tracing::debug!(threads = self.threads, "decode steps use the pool again");
                     }
                     self.mode = Mode::Pool;
                     self.times.pool_took(tokens, took);
@@ -250,7 +264,12 @@ impl Deadline {
         let deadline = unsafe { &*(data as *const Deadline) };
         let at = deadline.at.load(Ordering::Relaxed);
         #[cfg(test)]
-        if at != u64::MAX && deadline.nodes_left.fetch_sub(1, Ordering::Relaxed) == 1 {
+        if at != u64::MAX
+            && deadline
+                .nodes_left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                == Ok(1)
+        {
             return true;
         }
         at != u64::MAX && deadline.epoch.elapsed().as_nanos() > u128::from(at)
@@ -393,12 +412,21 @@ fn raw_context(ctx: &LlamaContext<'_>) -> Option<*mut sys::llama_context> {
 mod tests {
     use super::*;
     use llama_cpp_2::context::params::LlamaContextParams;
+    use llama_cpp_2::llama_backend::LlamaBackend;
     use llama_cpp_2::model::params::LlamaModelParams;
     use llama_cpp_2::model::LlamaModel;
     use llama_cpp_2::token::LlamaToken;
     use std::num::NonZeroU32;
 
     const MS: Duration = Duration::from_millis(1);
+
+    fn smollm2() -> (&'static LlamaBackend, LlamaModel) {
+        let backend = crate::backend::backend().expect("backend");
+        let path = modelservice_test_models::smollm2();
+        let model =
+            LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).expect("model");
+        (backend, model)
+    }
 
     #[test]
     fn a_step_gets_four_times_the_fastest_of_its_size_and_a_margin() {
@@ -427,24 +455,33 @@ mod tests {
         );
     }
 
-    /// Greedy continuation of `prompt` (one sequence), each step through `decode_step`.
-    fn greedy(ctx: &mut PooledContext<'_>, prompt: &[LlamaToken], n: usize) -> Vec<LlamaToken> {
+    /// Greedy continuation of `prompt` (one sequence), each step through `decode_step`, and
+    /// whether the steps ran on one thread right after the prompt's.
+    fn greedy(
+        ctx: &mut PooledContext<'_>,
+        prompt: &[LlamaToken],
+        n: usize,
+    ) -> (Vec<LlamaToken>, bool) {
         ctx.clear_kv_cache();
         let mut batch = LlamaBatch::new(prompt.len(), 1);
         batch.add_sequence(prompt, 0, false).unwrap();
         let mut from = 0;
         let mut answer = Vec::new();
+        let mut alone_after_prompt = false;
         loop {
             ctx.decode_step(&mut batch, |ctx| {
                 ctx.kv_cache_seq_rm(0, Some(from), None).unwrap();
             })
             .expect("decode");
+            if answer.is_empty() {
+                alone_after_prompt = ctx.computes_alone();
+            }
             let logits = ctx.get_logits_ith(batch.n_tokens() - 1);
             let best = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b]));
             let token = LlamaToken(best.unwrap() as i32);
             answer.push(token);
             if answer.len() == n {
-                return answer;
+                return (answer, alone_after_prompt);
             }
             from = (prompt.len() + answer.len() - 1) as u32;
             batch.clear();
@@ -454,10 +491,7 @@ mod tests {
 
     #[test]
     fn a_step_stopped_midway_is_undone_and_decoded_again_on_one_thread() {
-        let backend = crate::backend::backend().expect("backend");
-        let path = modelservice_test_models::smollm2();
-        let model =
-            LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).expect("model");
+        let (backend, model) = smollm2();
         let prompt = model.vocab().tokenize(
             b"The lighthouse keeper climbed the stairs every evening, lit the lamp, and \
               watched the ships pass. One night a storm came in from the west and",
@@ -479,8 +513,8 @@ mod tests {
         };
         let mut ctx = context();
         ctx.guarded = true;
-        let expected = greedy(&mut ctx, &prompt, 8);
-        assert!(!ctx.computes_alone());
+        let (expected, alone) = greedy(&mut ctx, &prompt, 8);
+        assert!(!alone);
         // How many nodes one ubatch of 8 tokens computes (the abort callback runs after each).
         let start = u64::MAX / 2;
         ctx.deadline.nodes_left.store(start, Ordering::Relaxed);
@@ -494,22 +528,19 @@ mod tests {
         ctx.deadline
             .nodes_left
             .store(per_ubatch * 5 / 2, Ordering::Relaxed);
-        let answer = greedy(&mut ctx, &prompt, 8);
+        let (answer, alone) = greedy(&mut ctx, &prompt, 8);
         assert_eq!(
             ctx.deadline.nodes_left.load(Ordering::Relaxed),
             0,
             "the step was stopped"
         );
-        assert!(ctx.computes_alone(), "steps run on one thread after a stop");
+        assert!(alone, "steps run on one thread after a stop");
         assert_eq!(answer, expected);
     }
 
     #[test]
     fn the_raw_context_is_the_one_llama_cpp_2_wraps() {
-        let backend = crate::backend::backend().expect("backend");
-        let path = modelservice_test_models::smollm2();
-        let model =
-            LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).expect("model");
+        let (backend, model) = smollm2();
         for n_ctx in [256, 512] {
             let ctx = model
                 .new_context(
