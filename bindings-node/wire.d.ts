@@ -328,6 +328,11 @@ export interface EngineStats {
   prefix_copies: number
   /** Prompt tokens taken from a slot's cache instead of being decoded again. */
   prompt_tokens_reused: number
+  /**
+   * Decode steps stopped for running far past their usual time and redone on one thread:
+   * an instance's thread pool lacked free cores (a busy host, or more `threads` than cores).
+   */
+  stopped_steps: number
   /** Tokens put through those calls (prompt and generated). */
   tokens_decoded: number
 }

@@ -102,4 +102,12 @@ fn an_instance_with_more_threads_than_cores_still_answers() {
         took < Duration::from_secs(30),
         "two 16-token answers took {took:?}"
     );
+    // The pool's threads outnumber the cores, so its steps were stopped and redone on one
+    // thread (OpenMP's sleeping barriers need no guard).
+    let stopped = registry.retrieve("t3/smol").unwrap().stats.stopped_steps;
+    if cfg!(feature = "openmp") {
+        assert_eq!(stopped, 0);
+    } else {
+        assert!(stopped >= 1, "{stopped} steps stopped");
+    }
 }

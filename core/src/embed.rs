@@ -15,7 +15,7 @@ use crate::backend::backend;
 use crate::embed_pool::{BatchLimits, EmbedItem, EmbedPool};
 use crate::error::{Error, Result};
 use crate::instance::{instance_stopped, spawn_worker, Counters, WorkerShared};
-use crate::threads::PooledContext;
+use crate::threads::{Decoded, PooledContext};
 
 /// How to build an embedding instance's context.
 #[derive(Debug, Clone)]
@@ -130,6 +130,9 @@ fn encode(
     // Forget the batch (a decoder embedder keeps it in its KV cache; an encoder has none).
     let cleanup = |ctx: &mut LlamaContext<'_>| ctx.clear_kv_cache();
     let decoded = ctx.decode_step(batch, cleanup);
+    if let Ok(Decoded::Redone) = decoded {
+        counters.stopped_steps.fetch_add(1, Ordering::Relaxed);
+    }
     if let Err(e) = decoded {
         cleanup(ctx);
         return Err(Error::internal(format!("llama_decode failed: {e}")));

@@ -25,7 +25,7 @@ use crate::logprobs::{token_logprob, PendingLogprobs};
 use crate::pool::{common_prefix, Pool};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::stop::StopMatcher;
-use crate::threads::PooledContext;
+use crate::threads::{Decoded, PooledContext};
 
 /// Prompt tokens fed in one step while other sequences are generating: bounds how long a step,
 /// and so every running stream's next token, can be held up by a long prompt.
@@ -84,6 +84,7 @@ pub(crate) struct Counters {
     pub peak_batch_sequences: AtomicU64,
     pub prompt_tokens_reused: AtomicU64,
     pub prefix_copies: AtomicU64,
+    pub stopped_steps: AtomicU64,
 }
 
 impl Counters {
@@ -94,6 +95,7 @@ impl Counters {
             peak_batch_sequences: self.peak_batch_sequences.load(Ordering::Relaxed),
             prompt_tokens_reused: self.prompt_tokens_reused.load(Ordering::Relaxed),
             prefix_copies: self.prefix_copies.load(Ordering::Relaxed),
+            stopped_steps: self.stopped_steps.load(Ordering::Relaxed),
         }
     }
 }
@@ -531,7 +533,11 @@ impl<'m> Worker<'m> {
                 let _ = ctx.kv_cache_seq_rm(seq, Some(from), None);
             }
         };
-        if let Err(e) = ctx.decode_step(batch, undo) {
+        let decoded = ctx.decode_step(batch, undo);
+        if let Ok(Decoded::Redone) = decoded {
+            self.counters.stopped_steps.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(e) = decoded {
             let error = Error::internal(format!("llama_decode failed: {e}"));
             for i in self.arrival.clone() {
                 let _ = ctx.kv_cache_seq_rm(self.slots[i].seq, None, None);

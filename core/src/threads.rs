@@ -124,14 +124,14 @@ impl<'m> PooledContext<'m> {
         &mut self,
         batch: &mut LlamaBatch<'_>,
         undo: impl FnOnce(&mut LlamaContext<'m>),
-    ) -> std::result::Result<(), DecodeError> {
+    ) -> std::result::Result<Decoded, DecodeError> {
         let tokens = usize::try_from(batch.n_tokens()).unwrap_or(0);
         if !self.guarded || self.threads == 1 {
-            return self.ctx.decode(batch);
+            return self.ctx.decode(batch).map(|()| Decoded::Once);
         }
         if let Mode::Alone { retry_at, .. } = self.mode {
             if Instant::now() < retry_at {
-                return self.decode_alone(batch, tokens);
+                return self.decode_alone(batch, tokens).map(|()| Decoded::Once);
             }
             self.use_pool(true);
         }
@@ -173,7 +173,7 @@ impl<'m> PooledContext<'m> {
                     retry_at: Instant::now() + backoff,
                     backoff: (backoff * 2).min(MAX_BACKOFF),
                 };
-                self.decode_alone(batch, tokens)
+                self.decode_alone(batch, tokens).map(|()| Decoded::Redone)
             }
             result => {
                 if result.is_ok() {
@@ -183,7 +183,7 @@ impl<'m> PooledContext<'m> {
                     self.mode = Mode::Pool;
                     self.times.pool_took(tokens, took);
                 }
-                result
+                result.map(|()| Decoded::Once)
             }
         }
     }
@@ -222,6 +222,15 @@ impl<'m> PooledContext<'m> {
     pub fn computes_alone(&self) -> bool {
         matches!(self.mode, Mode::Alone { .. })
     }
+}
+
+/// How [`PooledContext::decode_step`] decoded a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    /// In one go, with the pool or on the calling thread alone.
+    Once,
+    /// Stopped past its deadline, undone, and decoded again on the calling thread alone.
+    Redone,
 }
 
 /// llama_decode's status for a step stopped by the abort callback.
@@ -455,33 +464,34 @@ mod tests {
         );
     }
 
-    /// Greedy continuation of `prompt` (one sequence), each step through `decode_step`, and
-    /// whether the steps ran on one thread right after the prompt's.
+    /// Greedy continuation of `prompt` (one sequence), each step through `decode_step`; how the
+    /// prompt's step was decoded, and whether the steps ran on one thread right after it.
     fn greedy(
         ctx: &mut PooledContext<'_>,
         prompt: &[LlamaToken],
         n: usize,
-    ) -> (Vec<LlamaToken>, bool) {
+    ) -> (Vec<LlamaToken>, Decoded, bool) {
         ctx.clear_kv_cache();
         let mut batch = LlamaBatch::new(prompt.len(), 1);
         batch.add_sequence(prompt, 0, false).unwrap();
         let mut from = 0;
         let mut answer = Vec::new();
-        let mut alone_after_prompt = false;
+        let mut prompt_step = (Decoded::Once, false);
         loop {
-            ctx.decode_step(&mut batch, |ctx| {
-                ctx.kv_cache_seq_rm(0, Some(from), None).unwrap();
-            })
-            .expect("decode");
+            let decoded = ctx
+                .decode_step(&mut batch, |ctx| {
+                    ctx.kv_cache_seq_rm(0, Some(from), None).unwrap();
+                })
+                .expect("decode");
             if answer.is_empty() {
-                alone_after_prompt = ctx.computes_alone();
+                prompt_step = (decoded, ctx.computes_alone());
             }
             let logits = ctx.get_logits_ith(batch.n_tokens() - 1);
             let best = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b]));
             let token = LlamaToken(best.unwrap() as i32);
             answer.push(token);
             if answer.len() == n {
-                return (answer, alone_after_prompt);
+                return (answer, prompt_step.0, prompt_step.1);
             }
             from = (prompt.len() + answer.len() - 1) as u32;
             batch.clear();
@@ -513,8 +523,8 @@ mod tests {
         };
         let mut ctx = context();
         ctx.guarded = true;
-        let (expected, alone) = greedy(&mut ctx, &prompt, 8);
-        assert!(!alone);
+        let (expected, decoded, alone) = greedy(&mut ctx, &prompt, 8);
+        assert_eq!((decoded, alone), (Decoded::Once, false));
         // How many nodes one ubatch of 8 tokens computes (the abort callback runs after each).
         let start = u64::MAX / 2;
         ctx.deadline.nodes_left.store(start, Ordering::Relaxed);
@@ -528,7 +538,8 @@ mod tests {
         ctx.deadline
             .nodes_left
             .store(per_ubatch * 5 / 2, Ordering::Relaxed);
-        let (answer, alone) = greedy(&mut ctx, &prompt, 8);
+        let (answer, decoded, alone) = greedy(&mut ctx, &prompt, 8);
+        assert_eq!(decoded, Decoded::Redone);
         assert_eq!(
             ctx.deadline.nodes_left.load(Ordering::Relaxed),
             0,

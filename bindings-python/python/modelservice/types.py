@@ -248,6 +248,7 @@ class EngineStats(OpenAIObject):
     peak_batch_sequences: int
     prefix_copies: int
     prompt_tokens_reused: int
+    stopped_steps: int
     tokens_decoded: int
 
 

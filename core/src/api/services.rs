@@ -209,6 +209,9 @@ pub struct EngineStats {
     /// Cached prompt prefixes copied from one slot's KV cache to another's (counted in
     /// `prompt_tokens_reused` too).
     pub prefix_copies: u64,
+    /// Decode steps stopped for running far past their usual time and redone on one thread:
+    /// an instance's thread pool lacked free cores (a busy host, or more `threads` than cores).
+    pub stopped_steps: u64,
 }
 
 /// The build of llama.cpp's CPU backend that runs the services of this process.

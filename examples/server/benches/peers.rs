@@ -11,7 +11,8 @@
 //! `make bench-peers` builds the peers and runs this; by hand:
 //! `PEERS_LLAMA_BIN=<dir with llama-server> cargo bench -p modelservice-server --bench peers`.
 //! Environment: PEERS_THREADS (2), PEERS_CONTEXT (per slot, 1024), PEERS_ROUNDS (3),
-//! PEERS_CLIENTS (16), PEERS_REQUESTS (in all, 64), PEERS_LOAD_TOKENS (128), PEERS_MODEL.
+//! PEERS_CLIENTS (16), PEERS_REQUESTS (in all, 64), PEERS_LOAD_ROUNDS (4), PEERS_LOAD_TOKENS (128),
+//! PEERS_MODEL.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -556,27 +557,38 @@ async fn clients(server: &Server, clients: usize, requests: usize, tokens: u32) 
     (generated as f64 / start.elapsed().as_secs_f64(), failed)
 }
 
+/// Tokens/s of `PEERS_CLIENTS` clients sharing `PEERS_REQUESTS` requests, at 4 and at 8 slots.
+/// Both servers are up and take turns in `PEERS_LOAD_ROUNDS` rounds of an equal share of the
+/// requests, the other one first each round, so that both see the same minutes of this noisy
+/// machine (a whole shape per side in turn swung the ratio by ±7% from run to run).
 async fn under_load(setup: &Setup, rows: &mut Vec<Row>) {
     let (c, n) = (env("PEERS_CLIENTS", 16), env("PEERS_REQUESTS", 64));
     let tokens = env("PEERS_LOAD_TOKENS", 128);
+    let rounds = env("PEERS_LOAD_ROUNDS", 4usize).clamp(1, n.max(1));
     for slots in [4, 8] {
-        let mut rates = [0.0; 2];
+        let servers = [ours(setup, slots), llama_server(setup, slots)];
+        let mut rates = [Vec::new(), Vec::new()];
         let mut failures = [0; 2];
         let before = load();
-        // The peer first at 4 slots, ours first at 8: neither always inherits a warmer machine.
-        let order = if slots == 4 { [1, 0] } else { [0, 1] };
-        for i in order {
-            let server = if i == 0 {
-                ours(setup, slots)
-            } else {
-                llama_server(setup, slots)
-            };
-            (rates[i], failures[i]) = clients(&server, c, n, tokens).await;
+        for round in 0..rounds {
+            let order = if round % 2 == 0 { [1, 0] } else { [0, 1] };
+            for i in order {
+                let (rate, failed) = clients(&servers[i], c, n / rounds, tokens).await;
+                rates[i].push(rate);
+                failures[i] += failed;
+            }
         }
+        let ratios: Vec<String> = (rates[0].iter().zip(&rates[1]))
+            .map(|(ours, peer)| format!("{:.2}", ours / peer))
+            .collect();
+        println!(
+            "  {slots} slots: ours / llama-server by round {}",
+            ratios.join(" ")
+        );
         rows.push(Row {
             figure: format!("{c} clients x {n} requests x {tokens} tok, {slots} slots"),
-            ours: rates[0],
-            peer: rates[1],
+            ours: mean(&rates[0]),
+            peer: mean(&rates[1]),
             unit: "tok/s",
             target: ">=1.05",
             load: (before, load()),

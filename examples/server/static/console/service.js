@@ -63,6 +63,7 @@ function showInfo(s) {
     ["Tokens decoded", formatInt(s.stats.tokens_decoded)],
     ["Most requests in one step", formatInt(s.stats.peak_batch_sequences)],
     ["Prompt tokens reused from cache", formatInt(s.stats.prompt_tokens_reused)],
+    ["Steps redone on one thread (cores busy)", formatInt(s.stats.stopped_steps)],
   ]);
   renderExamples();
 }
