@@ -523,14 +523,13 @@ impl<'m> Worker<'m> {
             }
             return;
         }
-        // Where each sequence's tokens in this batch start, to undo a step stopped midway.
-        let written: Vec<(i32, u32)> = (self.slots.iter().zip(&feed))
-            .filter(|(_, &take)| take > 0)
-            .map(|(slot, &take)| (slot.seq, (slot.cached.len() - take) as u32))
-            .collect();
+        // Undoes a step stopped midway: each sequence's tokens in this batch start where its
+        // cache was before them (computed only if a step is stopped).
+        let slots = &self.slots;
         let undo = |ctx: &mut LlamaContext<'_>| {
-            for &(seq, from) in &written {
-                let _ = ctx.kv_cache_seq_rm(seq, Some(from), None);
+            for (slot, &take) in slots.iter().zip(&feed).filter(|(_, &take)| take > 0) {
+                let from = (slot.cached.len() - take) as u32;
+                let _ = ctx.kv_cache_seq_rm(slot.seq, Some(from), None);
             }
         };
         let decoded = ctx.decode_step(batch, undo);
