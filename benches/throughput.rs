@@ -313,7 +313,7 @@ fn main() {
     let mut session = 10;
     for concurrency in [1usize, 2, 4, 8] {
         let raw_aggregate = raw(Some(concurrency))[0];
-        let before = registry.retrieve(access).unwrap().usage.completion_tokens;
+        let before = registry.retrieve(access).unwrap();
         let start = Instant::now();
         let workers: Vec<_> = (0..concurrency)
             .map(|_| {
@@ -333,15 +333,22 @@ fn main() {
             w.join().unwrap();
         }
         let elapsed = start.elapsed().as_secs_f64();
-        let generated = registry.retrieve(access).unwrap().usage.completion_tokens - before;
+        let after = registry.retrieve(access).unwrap();
+        let generated = after.usage.completion_tokens - before.usage.completion_tokens;
+        let steps = after.stats.decode_steps - before.stats.decode_steps;
         let aggregate = generated as f64 / elapsed;
         println!(
-            "aggregate, {concurrency} concurrent    raw batched loop {raw_aggregate:7.1} tok/s   modelservice {aggregate:7.1} tok/s   ({:+.1}%; {generated} tokens in {elapsed:.2} s)",
+            "aggregate, {concurrency} concurrent    raw batched loop {raw_aggregate:7.1} tok/s   modelservice {aggregate:7.1} tok/s   ({:+.1}%; {generated} tokens in {elapsed:.2} s, {steps} steps)",
             (aggregate / raw_aggregate - 1.0) * 100.0
         );
     }
 
     structured_output(&registry, access, s.tokens, end_of_turn);
+    // Each stop costs its step and runs the next ones on one thread for 100 ms or more.
+    println!(
+        "decode steps stopped by the thread guard: {}",
+        registry.retrieve(access).unwrap().stats.stopped_steps
+    );
 }
 
 /// Tokens/s of a `json_schema` request next to the same request without it (best of 3 each,

@@ -111,3 +111,51 @@ fn an_instance_with_more_threads_than_cores_still_answers() {
         assert!(stopped >= 1, "{stopped} steps stopped");
     }
 }
+
+#[test]
+fn steps_stopped_with_several_requests_in_flight_keep_their_answers() {
+    // Three slots answering at once on a pool with more threads than cores: the pool collapses
+    // on each try, and steps that hold several sequences are stopped and redone on one thread.
+    // The answers are those of one thread answering one request at a time.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let registry = Registry::new();
+    let mut crowded = spec("t4/crowded", smollm2());
+    crowded.threads = Some(cores + 1);
+    crowded.slots = 3;
+    registry.deploy(crowded).unwrap();
+    let mut reference = spec("t4/reference", smollm2());
+    reference.slots = 1;
+    registry.deploy(reference).unwrap();
+    let questions = [
+        "Write a long story about the sea.",
+        "Name ten animals and where they live.",
+        "Explain how rain forms, step by step.",
+    ];
+    let answer = |service: &str, question: &str| {
+        let answer = registry
+            .chat_blocking(greedy(service, question, 32))
+            .unwrap();
+        content(&answer).to_owned()
+    };
+    let expected: Vec<String> = questions
+        .iter()
+        .map(|q| answer("t4/reference", q))
+        .collect();
+    let answers: Vec<String> = std::thread::scope(|s| {
+        let asked: Vec<_> = questions
+            .iter()
+            .map(|q| s.spawn(|| answer("t4/crowded", q)))
+            .collect();
+        asked.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    assert_eq!(answers, expected, "answers of one thread, one at a time");
+    let stats = registry.retrieve("t4/crowded").unwrap().stats;
+    assert!(stats.peak_batch_sequences >= 2, "{stats:?}");
+    if cfg!(feature = "openmp") {
+        assert_eq!(stats.stopped_steps, 0);
+    } else {
+        // The first step (1 s budget) and at least one retry of the pool 100 ms later, with
+        // the three answers under way.
+        assert!(stats.stopped_steps >= 2, "{stats:?}");
+    }
+}

@@ -25,9 +25,9 @@ if [ ! -f "$src/CMakeLists.txt" ]; then
 fi
 
 # Never GGML_NATIVE or AMX at compile time: such binaries die with "Illegal instruction" here.
-# RelWithDebInfo (-O2) as our llama.cpp is built (.cargo/config.toml): at -O3 GCC 12 miscompiles
-# the AMX kernels of the Sapphire Rapids module, which then dies on its first prompt.
-flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DGGML_NATIVE=OFF -DGGML_OPENMP=$openmp -DLLAMA_CURL=OFF
+# Release (-O3) with cmake/llama-cpp.cmake, as our llama.cpp is built (.cargo/config.toml): without
+# it GCC's `_tile_loadconfig` breaks the Sapphire Rapids module's AMX kernels at -O3.
+flags=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_PROJECT_INCLUDE=$root/cmake/llama-cpp.cmake -DGGML_NATIVE=OFF -DGGML_OPENMP=$openmp -DLLAMA_CURL=OFF
     -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON)
 case $cpu in
@@ -49,9 +49,9 @@ if [ ! -f "$stamp" ] || ! grep -qxF "${flags[*]} ${targets[*]}" "$stamp"; then
     echo "${flags[*]} ${targets[*]}" >>"$stamp"
 fi
 
-# A CPU module that dies on this processor ("Illegal instruction"; at -O3 the Sapphire Rapids one
-# did, at tilezero in its AMX q4_1 kernel) is set aside in held/, so llama.cpp picks the next best,
-# which is reported.
+# A CPU module that dies on this processor ("Illegal instruction"; without the fix above, the
+# Sapphire Rapids one did, at tilezero in its AMX q4_1 kernel) is set aside in held/, so llama.cpp
+# picks the next best, which is reported.
 if [ "$cpu" = variants ] && [[ " ${targets[*]} " == *" llama-bench "* ]]; then
     model=$("$root/scripts/fetch-models" smollm2 | cut -f2)
     while :; do

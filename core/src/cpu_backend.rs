@@ -213,11 +213,13 @@ mod tests {
         assert_eq!(variant_name("libggml-cpu-x64.so.1"), None);
     }
 
-    /// GCC 12 at -O3 (CMake's Release) miscompiles the AMX kernels of the `sapphirerapids`
-    /// module, which then dies with "Illegal instruction" on its first prompt; RelWithDebInfo
-    /// (-O2) runs them. `.cargo/config.toml` pins it (`LLAMA_LIB_PROFILE`).
+    /// llama.cpp is built at -O3 (CMake's Release; `.cargo/config.toml` pins it, since our release
+    /// profile's line tables would make it RelWithDebInfo, -O2), with `cmake/llama-cpp.cmake`
+    /// included: without it, GCC's `_tile_loadconfig` leaves the AMX kernels of the
+    /// `sapphirerapids` module an empty tile configuration at -O3, and they die with "Illegal
+    /// instruction" on their first prompt (which every chat test then shows).
     #[test]
-    fn llama_cpp_is_built_without_the_o3_that_breaks_its_amx_kernels() {
+    fn llama_cpp_is_built_at_o3_with_the_amx_tile_configuration_fixed() {
         let Some(backends) = llama_cpp_sys_2::BACKENDS_DIR else {
             return; // one built-in backend: no AMX module
         };
@@ -225,11 +227,18 @@ mod tests {
         let cache = Path::new(backends).join("../build/CMakeCache.txt");
         let cache =
             std::fs::read_to_string(&cache).unwrap_or_else(|e| panic!("{}: {e}", cache.display()));
-        let build_type = cache
-            .lines()
-            .find_map(|l| l.strip_prefix("CMAKE_BUILD_TYPE:STRING="))
-            .expect("CMAKE_BUILD_TYPE in llama.cpp's CMakeCache.txt");
-        assert_eq!(build_type, "RelWithDebInfo");
+        let entry = |name: &str| {
+            cache
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.split_once('=').map(|(_, v)| v))
+                .unwrap_or_else(|| panic!("{name} in llama.cpp's CMakeCache.txt"))
+        };
+        assert_eq!(entry("CMAKE_BUILD_TYPE:"), "Release");
+        assert!(
+            entry("CMAKE_PROJECT_INCLUDE:").ends_with("cmake/llama-cpp.cmake"),
+            "CMAKE_PROJECT_INCLUDE={}",
+            entry("CMAKE_PROJECT_INCLUDE:")
+        );
     }
 
     #[test]

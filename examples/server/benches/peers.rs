@@ -281,6 +281,25 @@ async fn complete(client: &reqwest::Client, url: &str, body: &Value) -> Result<u
         .ok_or_else(|| "no usage".into())
 }
 
+/// Our service's `stats.stopped_steps` (thread-pool guard stops) from `GET /v1/services`.
+async fn stopped_steps(ours: &Server) -> Option<u64> {
+    let url = ours.url.replace("/chat/completions", "/services");
+    let list: Value = client()
+        .get(url)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    list["data"]
+        .as_array()?
+        .iter()
+        .map(|s| s["stats"]["stopped_steps"].as_u64())
+        .sum()
+}
+
 fn load() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -569,21 +588,31 @@ async fn under_load(setup: &Setup, rows: &mut Vec<Row>) {
         let servers = [ours(setup, slots), llama_server(setup, slots)];
         let mut rates = [Vec::new(), Vec::new()];
         let mut failures = [0; 2];
+        let mut stops = Vec::new();
         let before = load();
         for round in 0..rounds {
             let order = if round % 2 == 0 { [1, 0] } else { [0, 1] };
             for i in order {
+                let stopped = stopped_steps(&servers[0]).await;
                 let (rate, failed) = clients(&servers[i], c, n / rounds, tokens).await;
                 rates[i].push(rate);
                 failures[i] += failed;
+                if i == 0 {
+                    let during = stopped_steps(&servers[0])
+                        .await
+                        .zip(stopped)
+                        .map(|(a, b)| a - b);
+                    stops.push(during.map_or("?".into(), |s| s.to_string()));
+                }
             }
         }
         let ratios: Vec<String> = (rates[0].iter().zip(&rates[1]))
             .map(|(ours, peer)| format!("{:.2}", ours / peer))
             .collect();
         println!(
-            "  {slots} slots: ours / llama-server by round {}",
-            ratios.join(" ")
+            "  {slots} slots: ours / llama-server by round {}; our steps stopped by the thread guard {}",
+            ratios.join(" "),
+            stops.join(" ")
         );
         rows.push(Row {
             figure: format!("{c} clients x {n} requests x {tokens} tok, {slots} slots"),
