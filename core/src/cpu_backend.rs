@@ -233,11 +233,14 @@ mod tests {
                 .find_map(|l| l.strip_prefix(name)?.split_once('=').map(|(_, v)| v))
                 .unwrap_or_else(|| panic!("{name} in llama.cpp's CMakeCache.txt"))
         };
-        assert_eq!(entry("CMAKE_BUILD_TYPE:"), "Release");
+        // llama-cpp-sys-2 configures CMake once per build directory: a target directory from
+        // before `.cargo/config.toml` set these keeps its old configuration.
+        let stale = "after changing .cargo/config.toml, run `cargo clean -p llama-cpp-sys-2`";
+        assert_eq!(entry("CMAKE_BUILD_TYPE:"), "Release", "{stale}");
+        let include = entry("CMAKE_PROJECT_INCLUDE:");
         assert!(
-            entry("CMAKE_PROJECT_INCLUDE:").ends_with("cmake/llama-cpp.cmake"),
-            "CMAKE_PROJECT_INCLUDE={}",
-            entry("CMAKE_PROJECT_INCLUDE:")
+            include.ends_with("cmake/llama-cpp.cmake"),
+            "CMAKE_PROJECT_INCLUDE={include}; {stale}"
         );
     }
 
