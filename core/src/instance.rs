@@ -532,6 +532,8 @@ impl<'m> Worker<'m> {
                 let _ = ctx.kv_cache_seq_rm(slot.seq, Some(from), None);
             }
         };
+        #[cfg(test)]
+        tests::stop_if_wanted(ctx, &feed);
         let decoded = ctx.decode_step(batch, undo);
         if let Ok(Decoded::Redone) = decoded {
             self.counters.stopped_steps.fetch_add(1, Ordering::Relaxed);
@@ -767,5 +769,113 @@ impl<'m> Worker<'m> {
             .filter(|s| s.active.is_none())
             .map(|s| Arc::from(s.cached.as_slice()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ChatCompletionRequest, ChatMessage, ServiceSpec};
+    use crate::registry::Registry;
+
+    /// Instance threads (by name) whose next step that holds a prompt chunk beside another
+    /// sequence is stopped in its second ubatch.
+    static STOP_MIXED_STEP: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub(super) fn stop_if_wanted(ctx: &mut PooledContext<'_>, feed: &[usize]) {
+        let mixed =
+            feed.iter().filter(|&&take| take > 0).count() >= 2 && feed.iter().any(|&t| t > 1);
+        let me = std::thread::current();
+        let mut wanted = STOP_MIXED_STEP.lock();
+        let Some(at) = wanted
+            .iter()
+            .position(|name| Some(name.as_str()) == me.name())
+        else {
+            return;
+        };
+        // Only the planted stop: a busy machine must not stop a step of this instance first.
+        ctx.time_limits = false;
+        if mixed {
+            wanted.remove(at);
+            // With one KV stream per slot, llama.cpp splits such a step into ubatches of equal
+            // tokens per sequence: one token of each first, then the rest of the prompt chunk.
+            let per_ubatch = ctx.nodes_of_last_guarded_step();
+            assert!(per_ubatch > 0, "no guarded step before the mixed one");
+            ctx.stop_next_step_after(per_ubatch + per_ubatch / 2);
+        }
+    }
+
+    fn greedy(model: &str, question: &str, tokens: u32) -> ChatCompletionRequest {
+        let mut req = ChatCompletionRequest::new(model, vec![ChatMessage::user(question)]);
+        req.temperature = Some(0.0);
+        req.max_tokens = Some(tokens);
+        req
+    }
+
+    fn service(access_name: &str, slots: usize) -> ServiceSpec {
+        let mut spec = ServiceSpec::new("test", access_name, modelservice_test_models::smollm2());
+        spec.slots = slots;
+        spec.threads = Some(2);
+        spec.context_length = Some(1024);
+        spec
+    }
+
+    /// A step holding a generating sequence's token and another's prompt chunk, stopped after
+    /// its first ubatch: each sequence's cells from that step are removed before it is decoded
+    /// again, or llama.cpp refuses the redone step (positions already present) and both
+    /// requests fail.
+    #[test]
+    fn a_stopped_step_is_undone_for_every_sequence_in_it() {
+        if cfg!(feature = "openmp") {
+            return; // no guard: OpenMP's barriers sleep
+        }
+        let registry = Registry::new();
+        registry.deploy(service("undo/mixed", 2)).unwrap();
+        registry.deploy(service("undo/reference", 1)).unwrap();
+        let (story, colours) = ("Write a long story about the sea.", "Name three colours.");
+        let text = |c: crate::api::ChatCompletion| c.choices[0].message.content.clone().unwrap();
+        let expected_story = text(
+            registry
+                .chat_blocking(greedy("undo/reference", story, 48))
+                .unwrap(),
+        );
+        let expected_colours = text(
+            registry
+                .chat_blocking(greedy("undo/reference", colours, 16))
+                .unwrap(),
+        );
+
+        STOP_MIXED_STEP
+            .lock()
+            .push("modelservice undo/mixed#0".into());
+        // The story streams; the colours are asked once it has its first token, so their prompt
+        // joins a step that holds the story's next token.
+        let mut stream = registry
+            .chat_stream(greedy("undo/mixed", story, 48))
+            .unwrap();
+        let next_piece = |stream: &mut crate::stream::ChatCompletionStream| {
+            let chunk = stream.next_blocking()?.unwrap();
+            let piece = chunk.choices.first().and_then(|c| c.delta.content.clone());
+            Some(piece.unwrap_or_default())
+        };
+        let mut story_text = String::new();
+        while story_text.is_empty() {
+            story_text += &next_piece(&mut stream).expect("the story's first token");
+        }
+        let colours_answer = registry
+            .chat_blocking(greedy("undo/mixed", colours, 16))
+            .unwrap();
+        while let Some(piece) = next_piece(&mut stream) {
+            story_text += &piece;
+        }
+
+        assert!(
+            STOP_MIXED_STEP.lock().is_empty(),
+            "no step mixed a prompt with another sequence"
+        );
+        let stats = registry.retrieve("undo/mixed").unwrap().stats;
+        assert!(stats.stopped_steps >= 1, "{stats:?}");
+        assert_eq!(text(colours_answer), expected_colours);
+        assert_eq!(story_text, expected_story);
     }
 }

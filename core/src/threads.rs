@@ -61,6 +61,9 @@ pub struct PooledContext<'m> {
     mode: Mode,
     warned_at: Option<Instant>,
     pool: ThreadPool,
+    /// Tests turn the deadlines off, to stop steps by node count only.
+    #[cfg(test)]
+    pub(crate) time_limits: bool,
 }
 
 // SAFETY: `raw` and the pool belong to `ctx` and move with it; all are used only by the thread
@@ -113,6 +116,8 @@ impl<'m> PooledContext<'m> {
             mode: Mode::Pool,
             warned_at: None,
             pool,
+            #[cfg(test)]
+            time_limits: true,
         })
     }
 
@@ -136,6 +141,13 @@ impl<'m> PooledContext<'m> {
             self.use_pool(true);
         }
         let budget = self.times.budget(tokens);
+        // Tests that stop steps by node count keep a busy machine from stopping others.
+        #[cfg(test)]
+        let budget = if self.time_limits {
+            budget
+        } else {
+            Duration::from_secs(3600)
+        };
         let started = Instant::now();
         self.deadline.arm(started + budget);
         // llama.cpp logs a stopped step as a failed one: those lines are dropped.
@@ -222,6 +234,23 @@ impl<'m> PooledContext<'m> {
     pub fn computes_alone(&self) -> bool {
         matches!(self.mode, Mode::Alone { .. })
     }
+
+    /// Tests: the next step runs on the pool, guarded, and is stopped after `nodes` graph nodes
+    /// as if its deadline had passed.
+    #[cfg(test)]
+    pub(crate) fn stop_next_step_after(&mut self, nodes: u64) {
+        if self.computes_alone() {
+            self.use_pool(true);
+            self.mode = Mode::Pool;
+        }
+        self.deadline.nodes_left.store(nodes, Ordering::Relaxed);
+    }
+
+    /// Tests: graph nodes the last guarded step ran (one graph per ubatch).
+    #[cfg(test)]
+    pub(crate) fn nodes_of_last_guarded_step(&self) -> u64 {
+        self.deadline.nodes_seen.load(Ordering::Relaxed)
+    }
 }
 
 /// How [`PooledContext::decode_step`] decoded a step.
@@ -245,6 +274,9 @@ struct Deadline {
     /// Tests stop a guarded step after this many more nodes, as if its deadline had passed.
     #[cfg(test)]
     nodes_left: AtomicU64,
+    /// Tests read how many nodes the last guarded step ran.
+    #[cfg(test)]
+    nodes_seen: AtomicU64,
 }
 
 impl Deadline {
@@ -254,10 +286,14 @@ impl Deadline {
             at: AtomicU64::new(u64::MAX),
             #[cfg(test)]
             nodes_left: AtomicU64::new(u64::MAX),
+            #[cfg(test)]
+            nodes_seen: AtomicU64::new(0),
         }
     }
 
     fn arm(&self, at: Instant) {
+        #[cfg(test)]
+        self.nodes_seen.store(0, Ordering::Relaxed);
         let at = at.saturating_duration_since(self.epoch).as_nanos();
         self.at
             .store(u64::try_from(at).unwrap_or(u64::MAX), Ordering::Relaxed);
@@ -272,6 +308,10 @@ impl Deadline {
         // SAFETY: `data` is the `Deadline` boxed by the `PooledContext` that owns the context.
         let deadline = unsafe { &*(data as *const Deadline) };
         let at = deadline.at.load(Ordering::Relaxed);
+        #[cfg(test)]
+        if at != u64::MAX {
+            deadline.nodes_seen.fetch_add(1, Ordering::Relaxed);
+        }
         #[cfg(test)]
         if at != u64::MAX
             && deadline
@@ -523,18 +563,18 @@ mod tests {
         };
         let mut ctx = context();
         ctx.guarded = true;
+        ctx.time_limits = false;
         let (expected, decoded, alone) = greedy(&mut ctx, &prompt, 8);
         assert_eq!((decoded, alone), (Decoded::Once, false));
         // How many nodes one ubatch of 8 tokens computes (the abort callback runs after each).
-        let start = u64::MAX / 2;
-        ctx.deadline.nodes_left.store(start, Ordering::Relaxed);
         greedy(&mut ctx, &prompt[..8], 1);
-        let per_ubatch = start - ctx.deadline.nodes_left.load(Ordering::Relaxed);
+        let per_ubatch = ctx.nodes_of_last_guarded_step();
         assert!(per_ubatch > 10, "{per_ubatch} nodes");
 
         // Stop the prompt's step in its third ubatch: two are in the KV cache by then.
         let mut ctx = context();
         ctx.guarded = true;
+        ctx.time_limits = false;
         ctx.deadline
             .nodes_left
             .store(per_ubatch * 5 / 2, Ordering::Relaxed);
