@@ -6,7 +6,8 @@
 //! Environment: BENCH_CLIENTS (16), BENCH_REQUESTS (64), BENCH_MAX_TOKENS (32), BENCH_SLOTS (4),
 //! BENCH_HTTP_FIRST (0).
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -18,13 +19,6 @@ use serde_json::{json, Value};
 
 const MODEL: &str = "u-bench/smollm2";
 const KEY: &str = "sk-bench";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The request every client sends (the `i`th one): every answer runs to `max_tokens`, since
 /// SmolLM2's end tokens are banned, so both sides generate the same number of tokens.
@@ -107,38 +101,17 @@ fn library(spec: ServiceSpec, clients: usize, requests: usize, max_tokens: usize
 
 fn http(spec: &ServiceSpec, clients: usize, requests: usize, max_tokens: usize) -> Run {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("modelservice-server");
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("bench.toml");
-    #[derive(serde::Serialize)]
-    struct File<'a> {
-        services: &'a [ServiceSpec],
-    }
-    // The core's own `ServiceSpec`, as the server's config file takes it.
-    let services = toml::to_string(&File {
-        services: std::slice::from_ref(spec),
-    })
-    .expect("spec as TOML");
-    std::fs::write(
-        &config,
-        format!("listen = \"127.0.0.1:0\"\napi_keys = [\"{KEY}\"]\n{services}"),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_modelservice-server"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("server started")
-        .to_owned();
+    let support::Started {
+        mut child,
+        base,
+        stdout: _stdout,
+    } = support::start_server(
+        &dir,
+        "bench",
+        KEY,
+        std::slice::from_ref(spec),
+        Stdio::inherit(),
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -205,11 +178,11 @@ fn http(spec: &ServiceSpec, clients: usize, requests: usize, max_tokens: usize) 
 
 fn main() {
     // `cargo bench` passes `--bench`; there is nothing to filter.
-    let clients = env_usize("BENCH_CLIENTS", 16);
-    let requests = env_usize("BENCH_REQUESTS", 64);
-    let max_tokens = env_usize("BENCH_MAX_TOKENS", 32);
+    let clients = support::env("BENCH_CLIENTS", 16usize);
+    let requests = support::env("BENCH_REQUESTS", 64usize);
+    let max_tokens = support::env("BENCH_MAX_TOKENS", 32usize);
     let mut spec = ServiceSpec::new("bench", MODEL, smollm2());
-    spec.slots = env_usize("BENCH_SLOTS", 4);
+    spec.slots = support::env("BENCH_SLOTS", 4usize);
     spec.context_length = Some(1024);
     // A queue for every client: this measures throughput, not refusals.
     spec.queue_size = clients.max(1);

@@ -14,7 +14,9 @@
 //! PEERS_CLIENTS (16), PEERS_REQUESTS (in all, 64), PEERS_LOAD_ROUNDS (4), PEERS_LOAD_TOKENS (128),
 //! PEERS_MODEL.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
+use std::io::BufReader;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use modelservice::{ChatCompletionRequest, Registry, ServiceSpec};
 use serde_json::{json, Value};
+use support::env;
 
 const MODEL: &str = "u-peers/smollm2";
 const KEY: &str = "sk-peers";
@@ -36,13 +39,6 @@ const QUESTIONS: [&str; 4] = [
     "Why do cats purr?",
     "How many legs does a spider have?",
 ];
-
-fn env<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Setup {
     model: PathBuf,
@@ -80,40 +76,12 @@ fn ours(setup: &Setup, slots: usize) -> Server {
     spec.threads = Some(setup.threads);
     spec.context_length = Some(setup.context);
     spec.queue_size = 256;
-    #[derive(serde::Serialize)]
-    struct File<'a> {
-        services: &'a [ServiceSpec],
-    }
-    let services = toml::to_string(&File {
-        services: std::slice::from_ref(&spec),
-    })
-    .expect("spec as TOML");
-    let config = scratch().join("ours.toml");
-    std::fs::write(
-        &config,
-        format!("listen = \"127.0.0.1:0\"\napi_keys = [\"{KEY}\"]\n{services}"),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_modelservice-server"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start modelservice-server");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("modelservice-server started")
-        .to_owned();
+    let started = support::start_server(&scratch(), "ours", KEY, &[spec], Stdio::inherit());
     Server {
         name: "modelservice",
-        url: format!("{base}/v1/chat/completions"),
-        child,
-        _stdout: Some(stdout),
+        url: format!("{}/v1/chat/completions", started.base),
+        child: started.child,
+        _stdout: Some(started.stdout),
     }
 }
 

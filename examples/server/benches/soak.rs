@@ -15,14 +15,17 @@
 //! SOAK_SEED (1). Exits non-zero when a request is lost or hung, or an error is outside the
 //! contract.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::BufReader;
+use std::process::{Child, ChildStdout, Command};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use modelservice::ServiceSpec;
 use modelservice_test_models::smollm2;
 
 use serde_json::{json, Value};
@@ -32,13 +35,6 @@ const SECOND: &str = "u-soak/second";
 const KEY: &str = "sk-soak-admin";
 /// Longest a request may take before it counts as hung.
 const HUNG_AFTER: Duration = Duration::from_secs(180);
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A small deterministic generator (xorshift), so a run can be repeated by its seed.
 struct Rng(u64);
@@ -74,40 +70,31 @@ enum Outcome {
 struct Server {
     child: Child,
     base: String,
+    // Held open: the server may still write to it.
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
     fn start(threads: usize) -> Server {
         let dir = std::env::temp_dir().join(format!("modelservice-soak-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let model = smollm2();
-        let config = format!(
-            "listen = \"127.0.0.1:0\"\napi_keys = [\"{KEY}\"]\n\n\
-             [[services]]\nname = \"main\"\naccess_name = \"{MAIN}\"\nmodel = {model:?}\n\
-             slots = 4\ncontext_length = 512\nqueue_size = 24\nthreads = {threads}\n\n\
-             [[services]]\nname = \"second\"\naccess_name = \"{SECOND}\"\nmodel = {model:?}\n\
-             slots = 2\ncontext_length = 256\nqueue_size = 8\nthreads = 1\n",
-        );
-        let path = dir.join("soak.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_modelservice-server"))
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
-            .spawn()
-            .expect("start the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("server did not start: {line:?}"))
-            .to_owned();
-        Server { child, base }
+        let mut main = ServiceSpec::new("main", MAIN, smollm2());
+        main.slots = 4;
+        main.context_length = Some(512);
+        main.queue_size = 24;
+        main.threads = Some(threads);
+        let mut second = ServiceSpec::new("second", SECOND, smollm2());
+        second.slots = 2;
+        second.context_length = Some(256);
+        second.queue_size = 8;
+        second.threads = Some(1);
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let started = support::start_server(&dir, "soak", KEY, &[main, second], log.into());
+        Server {
+            child: started.child,
+            base: started.base,
+            _stdout: started.stdout,
+        }
     }
 
     /// RSS (KiB), threads, and open file descriptors other than sockets (connections come
@@ -407,10 +394,10 @@ async fn controller(
 }
 
 fn main() {
-    let requests = env_usize("SOAK_REQUESTS", 1000);
-    let clients = env_usize("SOAK_CLIENTS", 16);
-    let threads = env_usize("SOAK_THREADS", 1);
-    let seed = env_usize("SOAK_SEED", 1) as u64;
+    let requests = support::env("SOAK_REQUESTS", 1000usize);
+    let clients = support::env("SOAK_CLIENTS", 16usize);
+    let threads = support::env("SOAK_THREADS", 1usize);
+    let seed = support::env("SOAK_SEED", 1u64);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
