@@ -1,7 +1,11 @@
 # Included into llama.cpp's CMake project (CMAKE_PROJECT_INCLUDE, set in .cargo/config.toml and by
-# benches/peers/build-llama.sh), so that llama.cpp can be built at -O3 with GCC. CMake 3.19 or
-# later (cmake_language DEFER).
+# benches/peers/build-llama.sh), so that llama.cpp can be built at -O3 with GCC.
 include_guard(GLOBAL)
+if(CMAKE_VERSION VERSION_LESS 3.19)
+    message(WARNING "CMake ${CMAKE_VERSION} cannot defer calls: GCC builds of llama.cpp's AMX "
+        "kernels keep GCC's _tile_loadconfig, which breaks them at -O3 (build at -O2 instead)")
+    return()
+endif()
 
 # GCC's `_tile_loadconfig` under-declares what `ldtilecfg` reads, and at -O3 the AMX kernels then
 # load an empty tile configuration and die on their first prompt (see amx_tile_loadconfig.h).
