@@ -575,9 +575,7 @@ mod tests {
         let mut ctx = context();
         ctx.guarded = true;
         ctx.time_limits = false;
-        ctx.deadline
-            .nodes_left
-            .store(per_ubatch * 5 / 2, Ordering::Relaxed);
+        ctx.stop_next_step_after(per_ubatch * 5 / 2);
         let (answer, decoded, alone) = greedy(&mut ctx, &prompt, 8);
         assert_eq!(decoded, Decoded::Redone);
         assert_eq!(

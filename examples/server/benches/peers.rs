@@ -561,15 +561,20 @@ async fn under_load(setup: &Setup, rows: &mut Vec<Row>) {
         for round in 0..rounds {
             let order = if round % 2 == 0 { [1, 0] } else { [0, 1] };
             for i in order {
-                let stopped = stopped_steps(&servers[0]).await;
+                let ours = i == 0;
+                let stopped = if ours {
+                    stopped_steps(&servers[0]).await
+                } else {
+                    None
+                };
                 let (rate, failed) = clients(&servers[i], c, n / rounds, tokens).await;
                 rates[i].push(rate);
                 failures[i] += failed;
-                if i == 0 {
+                if ours {
                     let during = stopped_steps(&servers[0])
                         .await
                         .zip(stopped)
-                        .map(|(a, b)| a - b);
+                        .map(|(after, before)| after - before);
                     stops.push(during.map_or("?".into(), |s| s.to_string()));
                 }
             }
