@@ -41,7 +41,7 @@ esac
 read -r -a targets <<<"${PEERS_TARGETS:-llama-server llama-batched-bench llama-bench}"
 stamp=$build/.built
 # What was built, with which flags: a run that wants more builds again.
-if [ ! -f "$stamp" ] || ! grep -qxF "${flags[*]} ${targets[*]}" "$stamp"; then
+if [ ! -f "$stamp" ] || ! grep -qxF -e "${flags[*]} ${targets[*]}" "$stamp"; then
     cmake -S "$src" -B "$build" "${flags[@]}" >&2
     # With GGML_BACKEND_DL, ggml depends on every CPU variant module (ggml/src/CMakeLists.txt), so
     # building the programs builds the modules too.
