@@ -7,7 +7,6 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
-use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::api::ChatCompletionRequest;
@@ -86,28 +85,34 @@ impl SamplingParams {
             (None, Some(gbnf)) => (Some(compile_grammar(model, gbnf)?), "response_format"),
             (None, None) => (None, "response_format"),
         };
+        let n_vocab = model.n_vocab();
         Ok(Sampler {
-            chain: self.chain(model),
-            argmax: self.greedy_only().then(|| Argmax {
-                bias: self.biases(model.n_vocab()).collect(),
-                biased: Vec::new(),
-            }),
+            chain: self.chain(n_vocab),
+            pick: self.pick(n_vocab),
+            logits: Logits {
+                bias: self.biases(n_vocab).collect(),
+                ..Logits::default()
+            },
             grammar,
             constraint,
         })
     }
 
-    /// Whether the chain is a logit bias (if any) and greedy: its pick is then the argmax of
-    /// the biased logits.
-    fn greedy_only(&self) -> bool {
-        self.temperature <= 0.0 && !self.penalized()
+    /// Which candidates the chain needs: penalties may raise any token, so they need all; else
+    /// greedy needs only the highest logit, and a draw that starts with top-k only the k highest.
+    fn pick(&self, n_vocab: i32) -> Pick {
+        let penalized = self.repeat_penalty != 1.0
+            || self.presence_penalty != 0.0
+            || self.frequency_penalty != 0.0;
+        match usize::try_from(self.top_k) {
+            _ if penalized => Pick::All,
+            _ if self.temperature <= 0.0 => Pick::Argmax,
+            Ok(k @ 1..=MAX_TOP_K_PICKED) if k < n_vocab as usize => Pick::TopK(k),
+            _ => Pick::All,
+        }
     }
 
-    fn penalized(&self) -> bool {
-        self.repeat_penalty != 1.0 || self.presence_penalty != 0.0 || self.frequency_penalty != 0.0
-    }
-
-    /// The logit biases on tokens of the vocabulary (llama.cpp asserts on others).
+    /// The logit biases on tokens of the vocabulary (llama.cpp's own sampler asserts on others).
     fn biases(&self, n_vocab: i32) -> impl Iterator<Item = (i32, f32)> + '_ {
         self.logit_bias
             .iter()
@@ -115,19 +120,15 @@ impl SamplingParams {
             .filter(move |(token, _)| (0..n_vocab).contains(token))
     }
 
-    /// Builds the chain: bias, penalties, then greedy at temperature 0, else
-    /// top-k, top-p, min-p, temperature and a seeded draw.
-    fn chain(&self, model: &LlamaModel) -> LlamaSampler {
-        let n_vocab = model.n_vocab();
+    /// Builds the chain: penalties, then greedy at temperature 0, else top-k, top-p, min-p,
+    /// temperature and a seeded draw. The logit bias comes first, added to the logits by
+    /// [`Logits`] (as llama.cpp's logit-bias sampler adds it).
+    fn chain(&self, n_vocab: i32) -> LlamaSampler {
         let mut chain = Vec::new();
-        let bias: Vec<LlamaLogitBias> = self
-            .biases(n_vocab)
-            .map(|(token, bias)| LlamaLogitBias::new(LlamaToken(token), bias))
-            .collect();
-        if !bias.is_empty() {
-            chain.push(LlamaSampler::logit_bias(n_vocab, &bias));
-        }
-        if self.penalized() {
+        if self.repeat_penalty != 1.0
+            || self.presence_penalty != 0.0
+            || self.frequency_penalty != 0.0
+        {
             chain.push(LlamaSampler::penalties(
                 n_vocab,
                 defaults::PENALTY_LAST_N,
@@ -172,44 +173,76 @@ pub(crate) fn compile_grammar(model: &LlamaModel, gbnf: &str) -> Result<LlamaSam
 /// llama.cpp throws or aborts the process on that.
 pub(crate) struct Sampler {
     chain: LlamaSampler,
-    /// Set when the chain only biases and takes the greedy pick: the pick is then read straight
-    /// from the logits, without llama.cpp's candidate array (n_vocab entries filled per token,
-    /// about 5% of a step at 8 slots).
-    argmax: Option<Argmax>,
+    pick: Pick,
+    logits: Logits,
     grammar: Option<LlamaSampler>,
     /// The parameter the grammar comes from, named when it cannot be satisfied.
     constraint: &'static str,
+}
+
+/// The largest top-k whose candidates are picked here rather than by llama.cpp (which sorts
+/// larger ones another way).
+const MAX_TOP_K_PICKED: usize = 128;
+
+/// Which of the vocabulary's tokens the chain is handed. Filling llama.cpp's candidate array
+/// with the whole vocabulary, for a chain that keeps one token or a few dozen, cost about
+/// 100-200 us a token (49k entries), 5% of a step at 8 slots.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pick {
+    /// Greedy without penalties: the highest logit, read in place.
+    Argmax,
+    /// A draw that starts with top-k, without penalties: the k highest logits.
+    TopK(usize),
+    /// Every token (penalties can raise any of them).
+    All,
 }
 
 impl Sampler {
     /// The next token from batch row `at`; an error when the grammar allows no token the chain
     /// can pick (an impossible constraint ends the request, never the process).
     pub(crate) fn sample(&mut self, ctx: &LlamaContext<'_>, at: i32) -> Result<LlamaToken> {
-        // The chain's pick from the unconstrained candidates, and the grammar it must pass.
-        let (picked, grammar) = match (&mut self.argmax, &mut self.grammar) {
-            (Some(argmax), None) => {
-                let token = argmax.pick(ctx.get_logits_ith(at));
-                self.chain.accept(token);
-                return Ok(token);
+        let Sampler {
+            chain,
+            pick,
+            logits,
+            grammar,
+            constraint,
+        } = self;
+        let Logits {
+            bias,
+            biased,
+            kept,
+            candidates,
+        } = logits;
+        let logits = with_bias(ctx.get_logits_ith(at), bias, biased);
+        // The chain's pick from the unconstrained candidates.
+        let picked = match *pick {
+            Pick::Argmax => Some(LlamaToken(first_max(logits) as i32)),
+            Pick::TopK(k) => {
+                top_k(logits, k, kept);
+                candidates.clear();
+                candidates
+                    .extend(kept.iter().map(|&(logit, id)| {
+                        LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0)
+                    }));
+                draw(chain, candidates, None)
             }
-            (None, None) => return Ok(self.chain.sample(ctx, at)),
-            (Some(argmax), Some(grammar)) => (Some(argmax.pick(ctx.get_logits_ith(at))), grammar),
-            (None, Some(grammar)) => {
-                let mut candidates = ctx.token_data_array_ith(at);
-                candidates.apply_sampler(&mut self.chain);
-                (candidates.selected_token(), grammar)
+            Pick::All => {
+                all(logits, candidates);
+                draw(chain, candidates, None)
             }
+        };
+        let Some(grammar) = grammar.as_mut() else {
+            let token = picked.ok_or_else(|| Error::internal("the sampler picked no token"))?;
+            chain.accept(token);
+            return Ok(token);
         };
         let mut token = picked.filter(|&t| grammar_allows(grammar, t));
         if token.is_none() {
-            let mut candidates = ctx.token_data_array_ith(at);
-            candidates.apply_sampler(grammar);
-            candidates.apply_sampler(&mut self.chain);
-            token = candidates
-                .selected_token()
-                .filter(|&t| grammar_allows(grammar, t));
+            all(logits, candidates);
+            token = draw(chain, candidates, Some(grammar)).filter(|&t| grammar_allows(grammar, t));
         }
-        let constraint = self.constraint;
+        let constraint = *constraint;
         let unsatisfiable = || {
             let what = if constraint == "tools" {
                 "The tool-call format"
@@ -223,43 +256,73 @@ impl Sampler {
         };
         let token = token.ok_or_else(unsatisfiable)?;
         grammar.try_accept(token).map_err(|_| unsatisfiable())?;
-        self.chain.accept(token);
+        chain.accept(token);
         Ok(token)
     }
 }
 
-/// Greedy decoding read from the logits in place: llama.cpp's logit bias and greedy samplers,
-/// without their n_vocab-entry candidate array.
-struct Argmax {
+/// A request's logit bias and the buffers its sampling reuses from token to token.
+#[derive(Default)]
+struct Logits {
     bias: Vec<(i32, f32)>,
     /// The logits with the bias added (only when there is one): the context's are read-only.
     biased: Vec<f32>,
+    /// The top k, as (logit, token).
+    kept: Vec<(f32, u32)>,
+    candidates: Vec<LlamaTokenData>,
 }
 
-impl Argmax {
-    fn pick(&mut self, logits: &[f32]) -> LlamaToken {
-        let logits = if self.bias.is_empty() {
-            logits
-        } else {
-            self.biased.clear();
-            self.biased.extend_from_slice(logits);
-            for &(token, bias) in &self.bias {
-                if let Some(logit) = self.biased.get_mut(token as usize) {
-                    *logit += bias;
-                }
-            }
-            &self.biased
-        };
-        LlamaToken(first_max(logits) as i32)
+/// `logits` with `bias` added, as llama.cpp's logit-bias sampler adds it (into `biased`).
+fn with_bias<'a>(logits: &'a [f32], bias: &[(i32, f32)], biased: &'a mut Vec<f32>) -> &'a [f32] {
+    if bias.is_empty() {
+        return logits;
     }
+    biased.clear();
+    biased.extend_from_slice(logits);
+    for &(token, bias) in bias {
+        if let Some(logit) = biased.get_mut(token as usize) {
+            *logit += bias;
+        }
+    }
+    biased
 }
+
+/// Every token as a candidate, in vocabulary order (as llama.cpp fills its array).
+fn all(logits: &[f32], candidates: &mut Vec<LlamaTokenData>) {
+    candidates.clear();
+    candidates.extend(
+        logits
+            .iter()
+            .enumerate()
+            .map(|(id, &logit)| LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0)),
+    );
+}
+
+/// Applies the grammar (if given) and the chain to `candidates`; returns the chain's pick. The
+/// vector comes back (cut to what the chain kept) for the next token.
+fn draw(
+    chain: &mut LlamaSampler,
+    candidates: &mut Vec<LlamaTokenData>,
+    grammar: Option<&mut LlamaSampler>,
+) -> Option<LlamaToken> {
+    let mut array = LlamaTokenDataArray::new(std::mem::take(candidates), false);
+    if let Some(grammar) = grammar {
+        array.apply_sampler(grammar);
+    }
+    array.apply_sampler(chain);
+    let token = array.selected_token();
+    *candidates = array.data;
+    token
+}
+
+/// Lanes of the vectorized scans below: the compiler turns a fixed-width inner loop over
+/// independent lanes into SIMD, which a running index or a running threshold prevents.
+const LANES: usize = 16;
 
 /// llama.cpp's greedy choice: the first logit that no later one exceeds, scanning from the first
 /// (a NaN never wins, and a NaN in first place is kept). Found as the highest value, kept per
-/// lane so that the compiler vectorizes it, then its first place: 4 to 5 times faster than one
-/// running index over a 49k vocabulary.
+/// lane, then its first place: 4 to 5 times faster than one running index over 49k logits.
 fn first_max(logits: &[f32]) -> usize {
-    const LANES: usize = 16;
     let Some(&first) = logits.first().filter(|l| !l.is_nan()) else {
         return 0;
     };
@@ -287,6 +350,46 @@ fn first_max(logits: &[f32]) -> usize {
     0
 }
 
+/// The `k` highest logits as (logit, token) in `kept`, in vocabulary order: the set llama.cpp's
+/// top-k keeps of the whole vocabulary (ties at the cut go to the lower token id; NaN never
+/// counts). Once `k` are kept, a block of logits is read only if one of them beats the lowest
+/// kept; the kept are cut back to `k` whenever they reach `2k`.
+fn top_k(logits: &[f32], k: usize, kept: &mut Vec<(f32, u32)>) {
+    kept.clear();
+    if k == 0 {
+        return;
+    }
+    let by_rank = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    let mut floor: Option<f32> = None;
+    for (block, chunk) in logits.chunks(LANES).enumerate() {
+        if let Some(floor) = floor {
+            if !chunk.iter().fold(false, |hit, &l| hit | (l > floor)) {
+                continue;
+            }
+        }
+        for (j, &logit) in chunk.iter().enumerate() {
+            let keep = match floor {
+                Some(floor) => logit > floor,
+                None => !logit.is_nan(),
+            };
+            if !keep {
+                continue;
+            }
+            kept.push((logit, (block * LANES + j) as u32));
+            if kept.len() == if floor.is_some() { 2 * k } else { k } {
+                kept.select_nth_unstable_by(k - 1, by_rank);
+                kept.truncate(k);
+                floor = Some(kept[k - 1].0);
+            }
+        }
+    }
+    if kept.len() > k {
+        kept.select_nth_unstable_by(k - 1, by_rank);
+        kept.truncate(k);
+    }
+    kept.sort_unstable_by_key(|&(_, id)| id);
+}
+
 /// Whether the grammar, in its current state, lets `token` come next.
 pub(crate) fn grammar_allows(grammar: &mut LlamaSampler, token: LlamaToken) -> bool {
     let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
@@ -312,19 +415,56 @@ mod tests {
     use super::*;
     use crate::api::ChatMessage;
 
-    /// The in-place greedy pick equals llama.cpp's logit bias + greedy chain, ties, NaN and
-    /// infinities included.
-    #[test]
-    fn the_greedy_pick_is_llama_cpps() {
-        // Not a multiple of the scan's 16 lanes: the tail is read apart.
-        let n = 1000usize;
-        let mut state = 0x2545_f491_u32;
-        let mut random = move || {
+    use llama_cpp_2::token::logit_bias::LlamaLogitBias;
+
+    /// A xorshift stream: reproducible logits without a dependency.
+    fn numbers(mut state: u32) -> impl FnMut() -> u32 {
+        move || {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
             state
-        };
+        }
+    }
+
+    /// llama.cpp's chain over the whole vocabulary: the logit bias sampler first, then `rest`.
+    fn llama_cpp_pick(
+        logits: &[f32],
+        bias: &[(i32, f32)],
+        rest: &mut LlamaSampler,
+    ) -> Option<LlamaToken> {
+        let mut candidates = LlamaTokenDataArray::from_iter(
+            logits
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
+            false,
+        );
+        if !bias.is_empty() {
+            let bias: Vec<LlamaLogitBias> = bias
+                .iter()
+                .map(|&(t, b)| LlamaLogitBias::new(LlamaToken(t), b))
+                .collect();
+            candidates.apply_sampler(&mut LlamaSampler::logit_bias(logits.len() as i32, &bias));
+        }
+        candidates.apply_sampler(rest);
+        candidates.selected_token()
+    }
+
+    const BIASES: [&[(i32, f32)]; 4] = [
+        &[],
+        &[(3, 100.0)],
+        &[(0, -100.0), (2, -100.0), (999, 0.125)],
+        &[(5, 1.5), (5, 2.5)],
+    ];
+
+    /// The in-place greedy pick equals llama.cpp's logit bias + greedy chain, ties, NaN and
+    /// infinities included.
+    #[test]
+    fn the_greedy_pick_is_llama_cpps() {
+        // Not a multiple of the scans' 16 lanes: the tail is read apart.
+        let n = 1000usize;
+        let mut random = numbers(0x2545_f491);
         let mut cases: Vec<Vec<f32>> = (0..200)
             .map(|_| (0..n).map(|_| (random() % 64) as f32 / 8.0 - 4.0).collect())
             .collect();
@@ -343,43 +483,127 @@ mod tests {
         let mut last = vec![0.0; n];
         last[n - 1] = 1.0;
         cases.push(last);
-        let biases: [&[(i32, f32)]; 4] = [
-            &[],
-            &[(3, 100.0)],
-            &[(0, -100.0), (2, -100.0), (999, 0.125)],
-            &[(5, 1.5), (5, 2.5)],
-        ];
         for (k, logits) in cases.iter().enumerate() {
-            for bias in biases {
-                let mut chain = Vec::new();
-                if !bias.is_empty() {
-                    let bias: Vec<LlamaLogitBias> = bias
-                        .iter()
-                        .map(|&(t, b)| LlamaLogitBias::new(LlamaToken(t), b))
-                        .collect();
-                    chain.push(LlamaSampler::logit_bias(n as i32, &bias));
-                }
-                chain.push(LlamaSampler::greedy());
-                let mut chain = LlamaSampler::chain_simple(chain);
-                let mut candidates = LlamaTokenDataArray::from_iter(
-                    logits
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
-                    false,
-                );
-                candidates.apply_sampler(&mut chain);
-                let mut argmax = Argmax {
-                    bias: bias.to_vec(),
-                    biased: Vec::new(),
-                };
+            for bias in BIASES {
+                let mut biased = Vec::new();
+                let ours = first_max(with_bias(logits, bias, &mut biased));
+                let mut greedy = LlamaSampler::greedy();
                 assert_eq!(
-                    Some(argmax.pick(logits)),
-                    candidates.selected_token(),
+                    Some(LlamaToken(ours as i32)),
+                    llama_cpp_pick(logits, bias, &mut greedy),
                     "case {k}, bias {bias:?}"
                 );
             }
         }
+    }
+
+    /// The k kept are the k highest, ties at the cut to the lower id, NaN never.
+    #[test]
+    fn top_k_keeps_the_highest_and_ties_to_the_lower_id() {
+        let mut random = numbers(0x9e37_79b9);
+        for case in 0..300 {
+            let n = 200 + (random() % 900) as usize;
+            let levels = if case % 2 == 0 { 16 } else { 1 << 20 };
+            let mut logits: Vec<f32> = (0..n).map(|_| (random() % levels) as f32).collect();
+            if case % 3 == 0 {
+                logits[(random() as usize) % n] = f32::NAN;
+            }
+            let k = 1 + (random() % 130) as usize;
+            let mut expected: Vec<(f32, u32)> = logits
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| !l.is_nan())
+                .map(|(i, &l)| (l, i as u32))
+                .collect();
+            expected.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            expected.truncate(k);
+            expected.sort_by_key(|&(_, id)| id);
+            let mut kept = Vec::new();
+            top_k(&logits, k, &mut kept);
+            assert_eq!(kept, expected, "case {case}: n {n}, k {k}");
+        }
+    }
+
+    /// A draw from the top k picked here equals llama.cpp's chain over the whole vocabulary,
+    /// seed for seed, token after token (logits without ties: llama.cpp orders tied ones as its
+    /// sort happens to leave them).
+    #[test]
+    fn a_top_k_draw_is_llama_cpps() {
+        let n = 4000usize;
+        let mut random = numbers(0x1234_5677);
+        for bias in BIASES {
+            for (top_k_param, top_p, min_p, temperature) in [
+                (40, 1.0, 0.05, 1.0),
+                (5, 0.9, 0.0, 0.7),
+                (128, 0.95, 0.1, 1.5),
+            ] {
+                let params = SamplingParams {
+                    temperature,
+                    top_p,
+                    top_k: top_k_param,
+                    min_p,
+                    repeat_penalty: 1.0,
+                    presence_penalty: 0.0,
+                    frequency_penalty: 0.0,
+                    seed: 42,
+                    logit_bias: bias.to_vec(),
+                    grammar: None,
+                    logprobs: None,
+                    tool_grammar: None,
+                };
+                assert_eq!(params.pick(n as i32), Pick::TopK(top_k_param as usize));
+                let mut ours = params.chain(n as i32);
+                let mut theirs = params.chain(n as i32);
+                let mut logits = Logits {
+                    bias: bias.to_vec(),
+                    ..Logits::default()
+                };
+                for draw_no in 0..100 {
+                    // Distinct values, shuffled.
+                    let mut raw: Vec<f32> = (0..n).map(|i| i as f32 / 400.0).collect();
+                    for i in (1..n).rev() {
+                        raw.swap(i, random() as usize % (i + 1));
+                    }
+                    let biased = with_bias(&raw, &logits.bias, &mut logits.biased);
+                    top_k(biased, top_k_param as usize, &mut logits.kept);
+                    logits.candidates.clear();
+                    logits.candidates.extend(
+                        logits
+                            .kept
+                            .iter()
+                            .map(|&(l, id)| LlamaTokenData::new(LlamaToken(id as i32), l, 0.0)),
+                    );
+                    let picked = draw(&mut ours, &mut logits.candidates, None);
+                    assert_eq!(
+                        picked,
+                        llama_cpp_pick(&raw, bias, &mut theirs),
+                        "draw {draw_no}, top_k {top_k_param}, bias {bias:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn penalties_and_large_top_k_read_every_token() {
+        let mut req = ChatCompletionRequest::new("m", vec![ChatMessage::user("x")]);
+        assert_eq!(
+            SamplingParams::from_request(&req, 0).pick(49152),
+            Pick::TopK(40)
+        );
+        req.temperature = Some(0.0);
+        assert_eq!(
+            SamplingParams::from_request(&req, 0).pick(49152),
+            Pick::Argmax
+        );
+        req.frequency_penalty = Some(0.5);
+        assert_eq!(SamplingParams::from_request(&req, 0).pick(49152), Pick::All);
+        req.frequency_penalty = None;
+        req.temperature = Some(1.0);
+        req.top_k = Some(0);
+        assert_eq!(SamplingParams::from_request(&req, 0).pick(49152), Pick::All);
+        req.top_k = Some(1000);
+        assert_eq!(SamplingParams::from_request(&req, 0).pick(49152), Pick::All);
     }
 
     #[test]
