@@ -244,6 +244,39 @@ mod tests {
         );
     }
 
+    /// The build script refuses a GCC -O3 build of the AMX module without the fix, and only that.
+    #[test]
+    fn the_build_script_refuses_only_an_o3_gcc_build_without_the_fix() {
+        use crate::llama_cpp_check::verdict;
+        let gcc = r#"set(CMAKE_CXX_COMPILER_ID "GNU")"#;
+        let clang = r#"set(CMAKE_CXX_COMPILER_ID "Clang")"#;
+        let cache = |build_type: &str, flags: &str| {
+            format!(
+                "CMAKE_BUILD_TYPE:STRING={build_type}\nCMAKE_CXX_FLAGS:STRING={flags}\n\
+                 CMAKE_CXX_FLAGS_RELEASE:STRING=-O3 -DNDEBUG\n\
+                 CMAKE_CXX_FLAGS_RELWITHDEBINFO:STRING=-O2 -g -DNDEBUG\n"
+            )
+        };
+        let ours = include_str!("../../cmake/llama-cpp.cmake");
+        let release = cache("Release", "-fPIC");
+        let refused = verdict(&release, gcc, None).expect("GCC -O3 without the fix");
+        assert!(refused.contains("Illegal instruction"), "{refused}");
+        assert!(verdict(&release, gcc, Some("# another include")).is_some());
+        assert_eq!(verdict(&release, gcc, Some(ours)), None);
+        assert_eq!(verdict(&release, clang, None), None);
+        assert_eq!(verdict(&cache("RelWithDebInfo", "-fPIC"), gcc, None), None);
+        assert!(verdict(&cache("RelWithDebInfo", "-O3"), gcc, None).is_none());
+        assert!(verdict(&cache("Debug", "-O3"), gcc, None).is_some());
+        // This build passes (what the build script ran on).
+        if let Some(backends) = llama_cpp_sys_2::BACKENDS_DIR {
+            let backends = Path::new(backends);
+            assert_eq!(
+                crate::llama_cpp_check::refusal(&backends.with_file_name("build"), backends),
+                None
+            );
+        }
+    }
+
     #[test]
     fn the_cpu_backend_reports_its_features() {
         crate::backend::backend().expect("backend");

@@ -40,6 +40,10 @@ mod guards;
 mod ids;
 mod instance;
 pub mod limits;
+/// The build script's check of llama.cpp's build, here for its tests.
+#[cfg(test)]
+#[path = "../build/llama_cpp_check.rs"]
+mod llama_cpp_check;
 mod llama_log;
 mod logprobs;
 pub mod metrics;
