@@ -507,7 +507,7 @@ impl<'m> Worker<'m> {
 
     /// One decode step over every active slot, then one sampled token per slot that has logits.
     fn step(&mut self, ctx: &mut PooledContext<'_>, batch: &mut LlamaBatch<'_>) {
-        if let Some(i) = self.next_prompt() {
+        for i in self.waiting_prompts().collect::<Vec<_>>() {
             if !self.slots[i].active.as_ref().is_some_and(|a| a.started) {
                 self.borrow_prefix(ctx, i);
             }
@@ -563,9 +563,9 @@ impl<'m> Worker<'m> {
         }
     }
 
-    /// The slot whose prompt is fed next: the oldest request with prompt tokens left.
-    fn next_prompt(&self) -> Option<usize> {
-        self.arrival.iter().copied().find(|&i| {
+    /// The slots with prompt tokens left, oldest request first.
+    fn waiting_prompts(&self) -> impl Iterator<Item = usize> + '_ {
+        self.arrival.iter().copied().filter(|&i| {
             self.slots[i]
                 .active
                 .as_ref()
@@ -574,9 +574,12 @@ impl<'m> Worker<'m> {
     }
 
     /// How many tokens each slot feeds this step: one for every generating sequence (keeps
-    /// every stream moving), then a chunk of the oldest waiting prompt only, so its first token
-    /// is not held back by prompts that came after it; while streams are generating the chunk is
-    /// at most [`PROMPT_CHUNK`] tokens, so a long prompt never stalls them for its whole prefill.
+    /// every stream moving), then a chunk of the oldest waiting prompt, so its first token is not
+    /// held back by prompts that came after it; while streams are generating the chunk is at
+    /// most [`PROMPT_CHUNK`] tokens, so a long prompt never stalls them for its whole prefill.
+    /// When the oldest prompt ends in this step, the next ones in arrival order join it while
+    /// each ends in it too (a short tail) and the step's prompt tokens stay within
+    /// [`PROMPT_CHUNK`]: a burst of new chat turns starts together instead of one per step.
     fn plan_feed(&self) -> Vec<usize> {
         let mut feed = vec![0usize; self.slots.len()];
         let mut room = self.batch_size;
@@ -592,26 +595,48 @@ impl<'m> Worker<'m> {
                 generating = true;
             }
         }
-        let Some(i) = self.next_prompt() else {
+        let tail = |i: usize| {
+            let active = self.slots[i]
+                .active
+                .as_ref()
+                .expect("a waiting slot is active");
+            active.job.prompt.len() - active.prompt_pos
+        };
+        let mut waiting = self.waiting_prompts();
+        let Some(oldest) = waiting.next() else {
             return feed;
         };
-        let active = self.slots[i]
-            .active
-            .as_ref()
-            .expect("next_prompt is active");
-        let len = active.job.prompt.len();
         let room = if generating {
             room.min(PROMPT_CHUNK)
         } else {
             room
         };
-        let tail = len - active.prompt_pos;
+        let first = tail(oldest);
         // A long tail's last token gets a step of its own after the rest.
-        feed[i] = if (tail <= room && tail < SHORT_TAIL) || tail == 1 {
-            tail
+        feed[oldest] = if (first <= room && first < SHORT_TAIL) || first == 1 {
+            first
         } else {
-            (tail - 1).min(room)
+            (first - 1).min(room)
         };
+        if feed[oldest] < first {
+            return feed;
+        }
+        let mut fed = first;
+        for i in waiting {
+            let tail = tail(i);
+            if tail >= SHORT_TAIL || fed + tail > room.min(PROMPT_CHUNK) {
+                break;
+            }
+            feed[i] = tail;
+            fed += tail;
+        }
+        #[cfg(test)]
+        tests::record_prompts_fed(&feed, |i| {
+            self.slots[i]
+                .active
+                .as_ref()
+                .is_some_and(|a| a.next_token.is_none())
+        });
         feed
     }
 
@@ -803,6 +828,86 @@ mod tests {
             assert!(per_ubatch > 0, "no guarded step before the mixed one");
             ctx.stop_next_step_after(per_ubatch + per_ubatch / 2);
         }
+    }
+
+    /// The most prompts one step fed, per instance thread (by name).
+    static PROMPTS_PER_STEP: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+
+    pub(super) fn record_prompts_fed(feed: &[usize], prompting: impl Fn(usize) -> bool) {
+        let prompts = (0..feed.len())
+            .filter(|&i| feed[i] > 0 && prompting(i))
+            .count();
+        let name = std::thread::current().name().unwrap_or_default().to_owned();
+        let mut most = PROMPTS_PER_STEP.lock();
+        match most.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, n)) => *n = (*n).max(prompts),
+            None => most.push((name, prompts)),
+        }
+    }
+
+    /// Short prompts that arrive together while a stream runs start in one step, and their
+    /// greedy answers are those they get alone.
+    #[test]
+    fn a_burst_of_short_prompts_starts_together() {
+        let registry = Registry::new();
+        registry.deploy(service("burst/five", 5)).unwrap();
+        registry.deploy(service("burst/reference", 1)).unwrap();
+        let questions = [
+            "Name a fruit.",
+            "Name a colour.",
+            "Name a river.",
+            "Name a bird.",
+        ];
+        let text = |c: crate::api::ChatCompletion| c.choices[0].message.content.clone().unwrap();
+        let expected: Vec<String> = questions
+            .iter()
+            .map(|q| {
+                text(
+                    registry
+                        .chat_blocking(greedy("burst/reference", q, 12))
+                        .unwrap(),
+                )
+            })
+            .collect();
+        // A running stream keeps the instance stepping while the four arrive.
+        let mut running = registry
+            .chat_stream(greedy(
+                "burst/five",
+                "Write a long story about the sea.",
+                64,
+            ))
+            .unwrap();
+        running.next_blocking().unwrap().unwrap();
+        let burst: Vec<_> = questions
+            .iter()
+            .map(|q| registry.chat_stream(greedy("burst/five", q, 12)).unwrap())
+            .collect();
+        let answers: Vec<String> = burst
+            .into_iter()
+            .map(|mut stream| {
+                let mut answer = String::new();
+                while let Some(chunk) = stream.next_blocking() {
+                    let chunk = chunk.unwrap();
+                    answer += chunk
+                        .choices
+                        .first()
+                        .and_then(|c| c.delta.content.as_deref())
+                        .unwrap_or_default();
+                }
+                answer
+            })
+            .collect();
+        while running.next_blocking().is_some() {}
+        assert_eq!(answers, expected);
+        let most = PROMPTS_PER_STEP
+            .lock()
+            .iter()
+            .find(|(name, _)| name == "modelservice burst/five#0")
+            .map(|&(_, n)| n);
+        assert!(
+            most.is_some_and(|n| n >= 2),
+            "no step fed two of the prompts: at most {most:?}"
+        );
     }
 
     fn greedy(model: &str, question: &str, tokens: u32) -> ChatCompletionRequest {
