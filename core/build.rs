@@ -24,8 +24,9 @@ fn main() {
             "{reason}.\nSet, in the [env] of your .cargo/config.toml:\n  \
              CMAKE_PROJECT_INCLUDE = \"{}\"\n  LLAMA_LIB_PROFILE = \"Release\"\n\
              (or LLAMA_LIB_PROFILE = \"RelWithDebInfo\" for -O2 without the fix), then run \
-             `cargo clean -p llama-cpp-sys-2`: llama-cpp-sys-2 configures CMake once per build \
-             directory.",
+             `cargo clean`: llama-cpp-sys-2 configures CMake once per build directory, and \
+             `cargo clean -p llama-cpp-sys-2` alone leaves copies of its libraries that its next \
+             build stops on (\"File exists\").",
             crate_dir.join("cmake/llama-cpp.cmake").display()
         );
         std::process::exit(1);

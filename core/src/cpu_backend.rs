@@ -235,7 +235,7 @@ mod tests {
         };
         // llama-cpp-sys-2 configures CMake once per build directory: a target directory from
         // before `.cargo/config.toml` set these keeps its old configuration.
-        let stale = "after changing .cargo/config.toml, run `cargo clean -p llama-cpp-sys-2`";
+        let stale = "after changing .cargo/config.toml, run `cargo clean`";
         assert_eq!(entry("CMAKE_BUILD_TYPE:"), "Release", "{stale}");
         let include = entry("CMAKE_PROJECT_INCLUDE:");
         assert!(
