@@ -60,7 +60,7 @@ pub fn verdict(cache: &str, compiler: &str, include: Option<&str>) -> Option<Str
 }
 
 /// The value of `name` in a CMake cache (`NAME:TYPE=value`).
-fn cache_entry<'a>(cache: &'a str, name: &str) -> Option<&'a str> {
+pub fn cache_entry<'a>(cache: &'a str, name: &str) -> Option<&'a str> {
     cache.lines().find_map(|line| {
         let (key, value) = line.split_once('=')?;
         (key.split_once(':')?.0 == name).then_some(value.trim())

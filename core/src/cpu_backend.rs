@@ -228,16 +228,14 @@ mod tests {
         let cache =
             std::fs::read_to_string(&cache).unwrap_or_else(|e| panic!("{}: {e}", cache.display()));
         let entry = |name: &str| {
-            cache
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.split_once('=').map(|(_, v)| v))
+            crate::llama_cpp_check::cache_entry(&cache, name)
                 .unwrap_or_else(|| panic!("{name} in llama.cpp's CMakeCache.txt"))
         };
         // llama-cpp-sys-2 configures CMake once per build directory: a target directory from
         // before `.cargo/config.toml` set these keeps its old configuration.
         let stale = "after changing .cargo/config.toml, run `cargo clean`";
-        assert_eq!(entry("CMAKE_BUILD_TYPE:"), "Release", "{stale}");
-        let include = entry("CMAKE_PROJECT_INCLUDE:");
+        assert_eq!(entry("CMAKE_BUILD_TYPE"), "Release", "{stale}");
+        let include = entry("CMAKE_PROJECT_INCLUDE");
         assert!(
             include.ends_with("cmake/llama-cpp.cmake"),
             "CMAKE_PROJECT_INCLUDE={include}; {stale}"

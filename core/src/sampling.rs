@@ -101,15 +101,17 @@ impl SamplingParams {
     /// Which candidates the chain needs: penalties may raise any token, so they need all; else
     /// greedy needs only the highest logit, and a draw that starts with top-k only the k highest.
     fn pick(&self, n_vocab: i32) -> Pick {
-        let penalized = self.repeat_penalty != 1.0
-            || self.presence_penalty != 0.0
-            || self.frequency_penalty != 0.0;
         match usize::try_from(self.top_k) {
-            _ if penalized => Pick::All,
+            _ if self.penalized() => Pick::All,
             _ if self.temperature <= 0.0 => Pick::Argmax,
             Ok(k @ 1..=MAX_TOP_K_PICKED) if k < n_vocab as usize => Pick::TopK(k),
             _ => Pick::All,
         }
+    }
+
+    /// Whether the chain has llama.cpp's penalties (they rescore the tokens seen so far).
+    fn penalized(&self) -> bool {
+        self.repeat_penalty != 1.0 || self.presence_penalty != 0.0 || self.frequency_penalty != 0.0
     }
 
     /// The logit biases on tokens of the vocabulary (llama.cpp's own sampler asserts on others).
@@ -125,10 +127,7 @@ impl SamplingParams {
     /// [`Logits`] (as llama.cpp's logit-bias sampler adds it).
     fn chain(&self, n_vocab: i32) -> LlamaSampler {
         let mut chain = Vec::new();
-        if self.repeat_penalty != 1.0
-            || self.presence_penalty != 0.0
-            || self.frequency_penalty != 0.0
-        {
+        if self.penalized() {
             chain.push(LlamaSampler::penalties(
                 n_vocab,
                 defaults::PENALTY_LAST_N,
