@@ -441,6 +441,15 @@ export interface NamedToolChoice {
 /** The body of an operation that takes no parameters (`models.list`, `services.list`). */
 export type NoParams = Record<string, never>
 
+/** The prompt tokens' breakdown in [`Usage`]. */
+export interface PromptTokensDetails {
+  /**
+   * Prompt tokens served from the KV cache (a prefix an earlier request left in the slot, or
+   * copied from another slot) instead of being decoded for this request.
+   */
+  cached_tokens: number
+}
+
 /** `response_format`: what shape the answer must have. */
 export type ResponseFormat = { type: string } | { type: string } | { json_schema: JsonSchemaFormat; type: string }
 
@@ -637,5 +646,7 @@ export interface TopLogprob {
 export interface Usage {
   completion_tokens: number
   prompt_tokens: number
+  /** What became of the prompt tokens, as OpenAI reports it. */
+  prompt_tokens_details: PromptTokensDetails
   total_tokens: number
 }

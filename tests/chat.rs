@@ -251,12 +251,13 @@ fn a_shared_prompt_prefix_is_reused() {
         registry.chat_blocking(req).unwrap()
     };
     let first = ask("What is ice?");
+    assert_eq!(first.usage.prompt_tokens_details.cached_tokens, 0);
     let reused_before = registry
         .retrieve("chat/prefix")
         .unwrap()
         .stats
         .prompt_tokens_reused;
-    ask("What is fire?");
+    let second = ask("What is fire?");
     let reused = registry
         .retrieve("chat/prefix")
         .unwrap()
@@ -266,6 +267,11 @@ fn a_shared_prompt_prefix_is_reused() {
     assert!(
         reused as u32 > first.usage.prompt_tokens / 2,
         "only {reused} prompt tokens reused"
+    );
+    // The usage says so, as OpenAI's `prompt_tokens_details.cached_tokens` does.
+    assert_eq!(
+        u64::from(second.usage.prompt_tokens_details.cached_tokens),
+        reused
     );
 }
 
@@ -289,6 +295,8 @@ fn n_choices_are_parallel_sequences() {
         .count_prompt_tokens(&greedy("chat/n", "Say something nice.", 12))
         .unwrap();
     assert_eq!(r.usage.prompt_tokens, single);
+    // Choices that copy the prompt from the one that decoded it are not cache hits.
+    assert_eq!(r.usage.prompt_tokens_details.cached_tokens, 0);
 }
 
 #[test]

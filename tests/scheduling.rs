@@ -76,6 +76,11 @@ fn a_prefix_cached_in_a_busy_slot_is_copied_and_the_answer_is_unchanged() {
         copied.usage.prompt_tokens
     );
     assert_eq!(
+        u64::from(copied.usage.prompt_tokens_details.cached_tokens),
+        reused
+    );
+    assert_eq!(expected.usage.prompt_tokens_details.cached_tokens, 0);
+    assert_eq!(
         content(&copied),
         content(&expected),
         "greedy answer on a copied prefix differs from the one computed fresh"

@@ -29,6 +29,8 @@ test('a chat completion has the OpenAI shape', async () => {
   assert.ok(['stop', 'length'].includes(r.choices[0].finish_reason))
   assert.ok(r.usage.prompt_tokens > 0 && r.usage.completion_tokens > 0 && r.usage.completion_tokens <= 24)
   assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens)
+  // The service's first request: nothing of its prompt was cached.
+  assert.deepEqual(r.usage.prompt_tokens_details, { cached_tokens: 0 })
 })
 
 test('joined stream chunks equal the whole answer at temperature 0', async () => {
@@ -50,6 +52,23 @@ test('joined stream chunks equal the whole answer at temperature 0', async () =>
   assert.deepEqual(usage.choices, [])
   assert.deepEqual(usage.usage, whole.usage)
   assert.equal(chunks.at(-2).choices[0].finish_reason, whole.choices[0].finish_reason)
+})
+
+test('prompt tokens taken from the cache are reported as cached_tokens', async () => {
+  const system = { role: 'system', content: 'You answer questions about the sea in one sentence. '.repeat(6) }
+  const ask = (question) =>
+    openai.chat.completions.create({
+      model: MODEL,
+      messages: [system, { role: 'user', content: question }],
+      temperature: 0,
+      max_tokens: 2,
+    })
+  const first = await ask('What is a wave?')
+  // The second question starts from the system prompt the first one left in the cache.
+  const second = await ask('What is a tide?')
+  const [before, cached] = [first, second].map((r) => r.usage.prompt_tokens_details.cached_tokens)
+  const half = first.usage.prompt_tokens / 2
+  assert.ok(before < half && half < cached && cached < second.usage.prompt_tokens, `${before}, then ${cached} cached`)
 })
 
 // Cancellation runs on a one-slot service with EOS banned and 400 tokens to go: a request

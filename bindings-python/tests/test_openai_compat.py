@@ -27,6 +27,7 @@ from openai.types.chat.chat_completion_message_function_tool_call import (
 )
 from openai.types.chat.chat_completion_message_function_tool_call import Function as SdkFunction
 from openai.types.completion_choice import Logprobs as SdkTextLogprobs
+from openai.types.completion_usage import PromptTokensDetails as SdkPromptTokensDetails
 
 
 def test_completion_validates_as_the_sdk_type(client: OpenAI) -> None:
@@ -40,6 +41,26 @@ def test_completion_validates_as_the_sdk_type(client: OpenAI) -> None:
         model=ACCESS, messages=[*user("hi"), sdk.choices[0].message, *user("ok")], max_tokens=4
     )
     assert again.choices[0].message.content is not None
+
+
+def test_cached_prompt_tokens_are_reported_as_the_sdk_reads_them(client: OpenAI) -> None:
+    system = [{"role": "system", "content": "You answer questions about the sea in one sentence. " * 6}]
+
+    def ask(question: str) -> types.ChatCompletion:
+        return client.chat.completions.create(
+            model=ACCESS, messages=[*system, *user(question)], max_tokens=2, temperature=0
+        )
+
+    first = ask("What is a wave?")
+    second = SdkCompletion.model_validate(ask("What is a tide?").model_dump())
+    # The first one finds at most the template's opening tokens cached (earlier tests' prompts);
+    # the second starts from the system prompt the first one left in the cache.
+    assert first.usage is not None and second.usage is not None
+    assert second.usage.prompt_tokens_details is not None
+    before = first.usage.prompt_tokens_details.cached_tokens
+    cached = second.usage.prompt_tokens_details.cached_tokens
+    assert cached is not None
+    assert before < first.usage.prompt_tokens // 2 < cached < second.usage.prompt_tokens, (before, cached)
 
 
 def test_chunks_validate_as_the_sdk_type(client: OpenAI) -> None:
@@ -74,6 +95,7 @@ PAIRS = [
     (types.Choice, SdkChoice),
     (types.ChatCompletionMessage, SdkMessage),
     (types.CompletionUsage, SdkUsage),
+    (types.PromptTokensDetails, SdkPromptTokensDetails),
     (types.ChatCompletionChunk, SdkChunk),
     (types.ChunkChoice, SdkChunkChoice),
     (types.ChoiceDelta, SdkDelta),

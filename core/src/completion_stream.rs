@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::api::{
-    ChatCompletionChunk, Completion, CompletionChoice, CompletionLogprobs, TokenLogprob, Usage,
+    ChatCompletionChunk, Completion, CompletionChoice, CompletionLogprobs, TokenLogprob,
 };
 use crate::error::Result;
 use crate::stream::ChatCompletionStream;
@@ -128,10 +128,7 @@ impl CompletionStream {
                 choice.logprobs.get_or_insert_with(Default::default);
             }
         }
-        whole.usage = Some(Usage::new(
-            self.inner.prompt_tokens(),
-            self.inner.completion_tokens(),
-        ));
+        whole.usage = Some(self.inner.usage());
         Ok(whole)
     }
 

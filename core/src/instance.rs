@@ -56,6 +56,8 @@ pub(crate) enum Event {
     Done {
         finish: FinishReason,
         completion_tokens: u32,
+        /// Prompt tokens this sequence took from the KV cache instead of decoding them.
+        cached_tokens: u32,
     },
     /// The sequence could not be completed.
     Failed(Error),
@@ -267,6 +269,19 @@ struct Active {
     /// Whether its prompt has started feeding (before that, a longer cached prefix may still be
     /// copied from another slot).
     started: bool,
+    /// Prompt tokens this request's steps decoded; the rest came from the cache.
+    prompt_decoded: usize,
+}
+
+impl Active {
+    /// The sequence's final event.
+    fn done(&self, finish: FinishReason) -> Event {
+        Event::Done {
+            finish,
+            completion_tokens: self.generated,
+            cached_tokens: self.job.prompt.len().saturating_sub(self.prompt_decoded) as u32,
+        }
+    }
 }
 
 struct Slot {
@@ -430,6 +445,7 @@ impl<'m> Worker<'m> {
             next_token: None,
             logits_at: None,
             started: false,
+            prompt_decoded: 0,
         });
         self.arrival.push(index);
     }
@@ -681,6 +697,7 @@ impl<'m> Worker<'m> {
                     .expect("batch has room");
                 slot.cached.push(token);
             }
+            active.prompt_decoded += take;
             active.prompt_pos = end;
         }
         sequences
@@ -717,10 +734,7 @@ impl<'m> Worker<'m> {
         let outcome = active.stop.push(&text);
         Self::emit(active, outcome.emit);
         if outcome.stopped {
-            return Some(Event::Done {
-                finish: FinishReason::Stop,
-                completion_tokens: active.generated,
-            });
+            return Some(active.done(FinishReason::Stop));
         }
         // The next step would place this token at position `cached.len()`: it must fit the slot.
         if active.generated >= active.job.max_tokens || slot.cached.len() >= self.slot_context {
@@ -748,17 +762,11 @@ impl<'m> Worker<'m> {
         let mut tail = active.stop.push(&rest);
         if tail.stopped {
             Self::emit(active, tail.emit);
-            return Event::Done {
-                finish: FinishReason::Stop,
-                completion_tokens: active.generated,
-            };
+            return active.done(FinishReason::Stop);
         }
         tail.emit.push_str(&active.stop.flush());
         Self::emit(active, tail.emit);
-        Event::Done {
-            finish,
-            completion_tokens: active.generated,
-        }
+        active.done(finish)
     }
 
     /// Ends every held and waiting request with `error` (after a panic of this worker).

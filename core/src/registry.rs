@@ -232,6 +232,7 @@ impl Registry {
             view.logprobs_wanted().is_some(),
             receivers,
         )
+        .with_choices_per_prompt(n)
         .timed(metrics.accepted(start));
         Ok(CompletionStream::new(
             chunks,

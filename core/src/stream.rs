@@ -21,6 +21,8 @@ use crate::tool_calling::{Parsed, ToolParser, ToolReading};
 struct ChoiceStream {
     events: UnboundedReceiver<Event>,
     finished: bool,
+    /// Prompt tokens its sequence took from the KV cache (known once it finished).
+    cached_tokens: u32,
     /// Reads tool calls out of the text, when the request offers tools.
     tools: Option<ToolParser>,
     /// Calls emitted so far.
@@ -35,6 +37,9 @@ pub struct ChatCompletionStream {
     model: String,
     prompt_tokens: u32,
     completion_tokens: u32,
+    /// Consecutive choices that answer the same prompt (`n`): a legacy completion's prompts
+    /// each have `n` choices, prompt-major.
+    choices_per_prompt: usize,
     include_usage: bool,
     /// Whether chunks carry log probabilities (`logprobs: true` in the request).
     logprobs: bool,
@@ -72,6 +77,7 @@ impl ChatCompletionStream {
             model,
             prompt_tokens,
             completion_tokens: 0,
+            choices_per_prompt: receivers.len().max(1),
             include_usage,
             logprobs,
             choices: receivers
@@ -79,6 +85,7 @@ impl ChatCompletionStream {
                 .map(|events| ChoiceStream {
                     events,
                     finished: false,
+                    cached_tokens: 0,
                     tools: None,
                     calls: 0,
                 })
@@ -178,9 +185,21 @@ impl ChatCompletionStream {
         self.prompt_tokens
     }
 
-    /// Tokens generated so far, over all choices.
-    pub(crate) fn completion_tokens(&self) -> u32 {
-        self.completion_tokens
+    /// Says that each of the prompts has `n` consecutive choices (a legacy completion).
+    pub(crate) fn with_choices_per_prompt(mut self, n: usize) -> Self {
+        self.choices_per_prompt = n.max(1);
+        self
+    }
+
+    /// The request's usage. A prompt's cached tokens are those none of its choices decoded: with
+    /// `n` > 1 one sequence decodes the prompt and the others copy it, which is not a cache hit.
+    pub(crate) fn usage(&self) -> Usage {
+        let cached = self
+            .choices
+            .chunks(self.choices_per_prompt)
+            .map(|same| same.iter().map(|c| c.cached_tokens).min().unwrap_or(0))
+            .sum();
+        Usage::new(self.prompt_tokens, self.completion_tokens, cached)
     }
 
     fn chunk(
@@ -250,7 +269,7 @@ impl ChatCompletionStream {
             if self.include_usage {
                 let mut chunk = self.chunk(0, Delta::default(), None);
                 chunk.choices.clear();
-                chunk.usage = Some(Usage::new(self.prompt_tokens, self.completion_tokens));
+                chunk.usage = Some(self.usage());
                 self.ready.push_back(chunk);
             }
         }
@@ -287,9 +306,11 @@ impl ChatCompletionStream {
             Some(Event::Done {
                 finish,
                 completion_tokens,
+                cached_tokens,
             }) => {
                 let choice = &mut self.choices[index as usize];
                 choice.finished = true;
+                choice.cached_tokens = cached_tokens;
                 let rest = choice.tools.as_mut().map(ToolParser::finish);
                 self.emit_parsed(index, rest.unwrap_or_default());
                 self.completion_tokens += completion_tokens;
@@ -438,7 +459,7 @@ impl Gather {
                     },
                 )
                 .collect(),
-            usage: Usage::new(stream.prompt_tokens, stream.completion_tokens),
+            usage: stream.usage(),
         }
     }
 }

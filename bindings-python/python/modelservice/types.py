@@ -17,6 +17,7 @@ __all__ = [
     "Choice",
     "ChatCompletionMessage",
     "CompletionUsage",
+    "PromptTokensDetails",
     "ChatCompletionChunk",
     "ChunkChoice",
     "ChoiceDelta",
@@ -132,14 +133,22 @@ class Choice(OpenAIObject):
     message: ChatCompletionMessage
 
 
+class PromptTokensDetails(OpenAIObject):
+    """The prompt tokens' breakdown in [`Usage`]."""
+
+    cached_tokens: int
+    audio_tokens: Optional[Any] = None
+
+
 class CompletionUsage(OpenAIObject):
     """Token counts of one request."""
 
+    _nested: ClassVar[Mapping[str, builtins.type[OpenAIObject]]] = {"prompt_tokens_details": PromptTokensDetails}
     completion_tokens: int
     prompt_tokens: int
+    prompt_tokens_details: PromptTokensDetails
     total_tokens: int
     completion_tokens_details: Optional[Any] = None
-    prompt_tokens_details: Optional[Any] = None
 
 
 class ChatCompletion(OpenAIObject):

@@ -655,14 +655,25 @@ pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub total_tokens: u32,
+    /// What became of the prompt tokens, as OpenAI reports it.
+    pub prompt_tokens_details: PromptTokensDetails,
+}
+
+/// The prompt tokens' breakdown in [`Usage`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens served from the KV cache (a prefix an earlier request left in the slot, or
+    /// copied from another slot) instead of being decoded for this request.
+    pub cached_tokens: u32,
 }
 
 impl Usage {
-    pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Self {
+    pub fn new(prompt_tokens: u32, completion_tokens: u32, cached_tokens: u32) -> Self {
         Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens + completion_tokens,
+            prompt_tokens_details: PromptTokensDetails { cached_tokens },
         }
     }
 }

@@ -422,6 +422,12 @@ async fn product_page_curl_request_gets_the_documented_shape() {
         usage["total_tokens"].as_u64().unwrap(),
     );
     assert!(p > 0 && (1..=48).contains(&c) && t == p + c, "{usage}");
+    assert!(
+        usage["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .is_some_and(|cached| cached < p),
+        "{usage}"
+    );
 
     // The same request streamed: `data: {chunk}` events, then `data: [DONE]`.
     let mut streamed: Value = serde_json::from_str(body).unwrap();
