@@ -295,7 +295,15 @@ fn n_choices_are_parallel_sequences() {
         .count_prompt_tokens(&greedy("chat/n", "Say something nice.", 12))
         .unwrap();
     assert_eq!(r.usage.prompt_tokens, single);
-    // Choices that copy the prompt from the one that decoded it are not cache hits.
+    assert_eq!(r.usage.prompt_tokens_details.cached_tokens, 0);
+    // On a new service, a long prompt is fed in chunks and the second choice copies what the
+    // first one decoded: a copy within the request is not a cache hit.
+    registry.deploy(spec("chat/n-long", smollm2())).unwrap();
+    let mut long = greedy("chat/n-long", &"Tell me about rivers. ".repeat(40), 4);
+    long.n = Some(2);
+    let r = registry.chat_blocking(long).unwrap();
+    let stats = registry.retrieve("chat/n-long").unwrap().stats;
+    assert!(stats.prefix_copies > 0 && stats.prompt_tokens_reused > 0);
     assert_eq!(r.usage.prompt_tokens_details.cached_tokens, 0);
 }
 

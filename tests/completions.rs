@@ -107,6 +107,30 @@ fn a_batch_of_prompts_is_prompt_major_then_n() {
 }
 
 #[test]
+fn a_batch_of_prompts_sums_their_cached_tokens() {
+    let registry = registry();
+    // A repeat takes each prompt from the cache but for the step that decoded its last token.
+    let prompts = [
+        "Rivers run to the sea. ".repeat(20),
+        "Deserts are dry and wide. ".repeat(20),
+    ];
+    let ask = || {
+        let mut req = greedy_completion(CompletionPrompt::Texts(prompts.to_vec()), Some(2));
+        req.n = Some(2);
+        registry.completion_blocking(req).unwrap().usage.unwrap()
+    };
+    assert_eq!(ask().prompt_tokens_details.cached_tokens, 0);
+    let again = ask();
+    // Per prompt, the least over its `n` choices; summed over the prompts, so more than either
+    // prompt's own tokens.
+    let cached = again.prompt_tokens_details.cached_tokens;
+    assert!(
+        again.prompt_tokens / 2 < cached && cached < again.prompt_tokens,
+        "{again:?}"
+    );
+}
+
+#[test]
 fn streamed_chunks_reassemble_to_the_whole_completion() {
     let registry = registry();
     let body = json!({
