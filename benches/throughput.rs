@@ -4,8 +4,9 @@
 //!
 //! `make bench`, or `cargo bench -p modelservice --bench throughput`.
 //! Environment: BENCH_THREADS (default: all cores), BENCH_TOKENS (default 128),
-//! BENCH_MODEL (default: SmolLM2 from scripts/fetch-models); BENCH_SINGLE_ONLY stops after the
-//! single-stream figures (to compare two builds quickly).
+//! BENCH_MODEL (default: SmolLM2 from scripts/fetch-models), BENCH_PAIRS (single-stream answers
+//! of each side, alternating; default 5); BENCH_SINGLE_ONLY stops after the single-stream figures
+//! (to compare two builds quickly).
 //!
 //! Baselines: the raw single-sequence loop for single-stream decode and time to first token, and
 //! a raw batched loop (n sequences decoded together, one KV stream each) for each aggregate
@@ -90,30 +91,31 @@ fn raw_loop(s: &Setup, prompt_text: &str, end_of_turn: i32) {
     )
     .unwrap();
     let prompt = model.vocab().tokenize(prompt_text.as_bytes(), true, true);
-    let mut sampler = greedy_without(&model, end_of_turn);
     let mut batch = LlamaBatch::new(512, 1);
-    // Best of three runs, each on an empty cache.
-    let (mut best_prompt_ms, mut best_tps) = (f64::MAX, 0f64);
-    for _ in 0..3 {
+    // A short warm-up answer, then one measured answer, each on an empty cache: the parent
+    // alternates these with the library's answers.
+    let (mut prompt_ms, mut tps) = (0f64, 0f64);
+    for tokens in [16, s.tokens] {
+        let mut sampler = greedy_without(&model, end_of_turn);
         ctx.clear_kv_cache();
         batch.clear();
         let start = Instant::now();
         batch.add_sequence(&prompt, 0, false).unwrap();
         ctx.decode(&mut batch).unwrap();
         let mut token = sampler.sample(&ctx, batch.n_tokens() - 1);
-        best_prompt_ms = best_prompt_ms.min(start.elapsed().as_secs_f64() * 1000.0);
+        prompt_ms = start.elapsed().as_secs_f64() * 1000.0;
         let decode_start = Instant::now();
         let first_pos = prompt.len() as i32;
-        for pos in first_pos..first_pos + s.tokens as i32 - 1 {
+        for pos in first_pos..first_pos + tokens as i32 - 1 {
             let _piece = model.vocab().token_to_piece(token, false, None);
             batch.clear();
             batch.add(token, pos, &[0], true).unwrap();
             ctx.decode(&mut batch).unwrap();
             token = sampler.sample(&ctx, 0);
         }
-        best_tps = best_tps.max(f64::from(s.tokens - 1) / decode_start.elapsed().as_secs_f64());
+        tps = f64::from(tokens - 1) / decode_start.elapsed().as_secs_f64();
     }
-    println!("{best_prompt_ms} {best_tps}");
+    println!("{prompt_ms} {tps}");
 }
 
 /// The batched ceiling: `n` sequences, their prompts decoded in one batch, then one greedy token
@@ -273,19 +275,43 @@ fn main() {
             .map(|v| v.parse::<f64>().unwrap())
             .collect()
     };
-    let (raw_prompt_ms, raw_tps) = match raw(None)[..] {
-        [ms, tps] => (ms, tps),
-        ref other => panic!("the raw loop printed {other:?}"),
-    };
-
-    // Warm-up, then single-stream figures: best of 3, as for the raw loop.
+    // Single stream: answers of the raw loop and of the library alternate (who goes first
+    // alternates too), so a slow minute of the machine falls on both; each library answer has a
+    // fresh prompt, as each raw one has an empty cache.
     timed_stream(&registry, request(access, 16, end_of_turn, 1));
-    let mut singles: Vec<(Duration, f64, u32)> = (0..3)
-        .map(|i| timed_stream(&registry, request(access, s.tokens, end_of_turn, 2 + i)))
+    let pairs: usize = std::env::var("BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let (mut raw_runs, mut lib_runs) = (Vec::new(), Vec::new());
+    for pair in 0..pairs.max(1) {
+        let mut raw_run = || match raw(None)[..] {
+            [ms, tps] => raw_runs.push((ms, tps)),
+            ref other => panic!("the raw loop printed {other:?}"),
+        };
+        let lib_run = || timed_stream(&registry, request(access, s.tokens, end_of_turn, 2 + pair));
+        if pair % 2 == 0 {
+            raw_run();
+            lib_runs.push(lib_run());
+        } else {
+            lib_runs.push(lib_run());
+            raw_run();
+        }
+    }
+    let raw_tps = raw_runs.iter().map(|r| r.1).fold(0.0, f64::max);
+    let raw_prompt_ms = raw_runs.iter().map(|r| r.0).fold(f64::MAX, f64::min);
+    let lib_tps = lib_runs.iter().map(|r| r.1).fold(0.0, f64::max);
+    let ttft = lib_runs.iter().map(|r| r.0).min().unwrap();
+    let pieces = lib_runs.iter().map(|r| r.2).min().unwrap();
+    // The two answers of a pair run seconds apart: the median of the pairs' ratios is steadier
+    // than the ratio of the bests.
+    let mut ratios: Vec<f64> = raw_runs
+        .iter()
+        .zip(&lib_runs)
+        .map(|(r, l)| l.1 / r.1)
         .collect();
-    singles.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let (_, lib_tps, pieces) = singles[0];
-    let ttft = singles.iter().map(|s| s.0).min().unwrap();
+    ratios.sort_by(f64::total_cmp);
+    let median_ratio = ratios[ratios.len() / 2];
 
     println!(
         "modelservice benchmark: {} ({} prompt tokens), {} threads, {} tokens per request",
@@ -294,8 +320,8 @@ fn main() {
         s.threads,
         s.tokens
     );
-    println!("single stream decode       raw llama-cpp-2 loop {raw_tps:7.1} tok/s   modelservice {lib_tps:7.1} tok/s   ({:+.1}%)", (lib_tps / raw_tps - 1.0) * 100.0);
-    println!("time to first token        raw llama-cpp-2 loop {raw_prompt_ms:7.1} ms      modelservice {:7.1} ms", ttft.as_secs_f64() * 1000.0);
+    println!("single stream decode       raw llama-cpp-2 loop {raw_tps:7.1} tok/s   modelservice {lib_tps:7.1} tok/s   (best of {}: {:+.1}%; median of the alternating pairs: {:+.1}%)", ratios.len(), (lib_tps / raw_tps - 1.0) * 100.0, (median_ratio - 1.0) * 100.0);
+    println!("time to first token        raw llama-cpp-2 loop {raw_prompt_ms:7.1} ms      modelservice {:7.1} ms   (best of {})", ttft.as_secs_f64() * 1000.0, ratios.len());
     println!(
         "cpu backend                {}",
         registry.retrieve(access).unwrap().cpu_backend.variant

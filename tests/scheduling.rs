@@ -195,19 +195,23 @@ fn a_short_prompt_tail_is_decoded_with_its_last_token_and_repeats_exactly() {
             fresh.usage.prompt_tokens
         );
 
-        // An exact repeat decodes the same final step again from the cache before it, so its
-        // log probabilities are the same floats, not merely the same greedy token.
+        // An exact repeat starts from the logits its slot kept: nothing is decoded before its
+        // first token, the whole prompt counts as cached, and its log probabilities are the
+        // same floats, not merely the same greedy token.
         let repeat = registry
             .chat_blocking(first_token_logprobs("sched/tail", text))
             .unwrap();
         let after = stats();
+        assert_eq!(
+            after.decode_steps, middle.decode_steps,
+            "steps of the repeat"
+        );
         let reused = after.prompt_tokens_reused - middle.prompt_tokens_reused;
-        let expected_reuse = if steps == 1 {
-            0
-        } else {
-            u64::from(fresh.usage.prompt_tokens) - 1
-        };
-        assert_eq!(reused, expected_reuse, "tokens reused by the repeat");
+        assert_eq!(reused, u64::from(fresh.usage.prompt_tokens));
+        assert_eq!(
+            repeat.usage.prompt_tokens_details.cached_tokens,
+            repeat.usage.prompt_tokens
+        );
         assert_eq!(
             serde_json::to_string(&repeat.choices[0].logprobs).unwrap(),
             serde_json::to_string(&fresh.choices[0].logprobs).unwrap(),
@@ -227,4 +231,70 @@ fn a_short_prompt_tail_is_decoded_with_its_last_token_and_repeats_exactly() {
     let after = stats();
     assert_eq!(after.decode_steps - before.decode_steps, 1);
     assert!(after.prompt_tokens_reused > before.prompt_tokens_reused);
+}
+
+#[test]
+fn a_repeat_drawn_from_kept_logits_draws_as_a_decoded_prompt_does() {
+    let registry = Registry::new();
+    let mut one_slot = spec("sched/draw", smollm2());
+    one_slot.slots = 1;
+    registry.deploy(one_slot).unwrap();
+    let draw = |seed: i64| {
+        let mut req = greedy("sched/draw", "Write a word.", 8);
+        req.temperature = Some(1.0);
+        req.seed = Some(seed);
+        // The bias applies to kept logits as it does to decoded ones.
+        req.logit_bias = Some([("28".to_owned(), 5.0)].into());
+        let done = registry.chat_blocking(req).unwrap();
+        let cached = done.usage.prompt_tokens_details.cached_tokens;
+        (content(&done).to_owned(), cached, done.usage.prompt_tokens)
+    };
+    for seed in 1..=4 {
+        // Another prompt in the only slot: the next draw decodes its prompt's tail.
+        registry
+            .chat_blocking(greedy("sched/draw", "Name a river.", 1))
+            .unwrap();
+        let (decoded, cached, prompt) = draw(seed);
+        assert!(cached < prompt);
+        let (kept, cached, prompt) = draw(seed);
+        assert_eq!(
+            cached, prompt,
+            "the repeat did not start from the kept logits"
+        );
+        assert_eq!(kept, decoded, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_repeat_copied_from_a_busy_slot_decodes_the_final_step_again() {
+    let registry = Registry::new();
+    let mut two_slots = spec("sched/repeat-copy", smollm2());
+    two_slots.slots = 2;
+    registry.deploy(two_slots).unwrap();
+    let text = "Count the trains in this list. ".repeat(12);
+    let fresh = registry
+        .chat_blocking(greedy("sched/repeat-copy", &text, 8))
+        .unwrap();
+    // Slot 0 repeats the prompt (from its kept logits) and keeps generating.
+    let mut busy = registry
+        .chat_stream(streaming(greedy("sched/repeat-copy", &text, 64)))
+        .unwrap();
+    busy.next_blocking().unwrap().unwrap();
+    busy.next_blocking().unwrap().unwrap();
+    let before = registry.retrieve("sched/repeat-copy").unwrap().stats;
+    // The other slot copies the prompt's KV cache but not the logits: it decodes the step that
+    // ended the prompt again, as that step was decoded the first time.
+    let copied = registry
+        .chat_blocking(greedy("sched/repeat-copy", &text, 8))
+        .unwrap();
+    let after = registry.retrieve("sched/repeat-copy").unwrap().stats;
+    drop(busy);
+    assert_eq!(after.prefix_copies - before.prefix_copies, 1);
+    let cached = copied.usage.prompt_tokens_details.cached_tokens;
+    assert!(
+        0 < cached && cached < copied.usage.prompt_tokens,
+        "{:?}",
+        copied.usage
+    );
+    assert_eq!(content(&copied), content(&fresh));
 }

@@ -93,7 +93,11 @@ def test_stream_matches_whole_answer(client: OpenAI) -> None:
     assert finishes == [whole.choices[0].finish_reason]
     # With include_usage, a last chunk with no choices carries the counts.
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
-    assert chunks[-1].usage.model_dump() == whole.usage.model_dump()  # type: ignore[union-attr]
+    usage, counts = chunks[-1].usage, ("prompt_tokens", "completion_tokens", "total_tokens")
+    assert [getattr(usage, k) for k in counts] == [getattr(whole.usage, k) for k in counts]
+    # The stream repeats the whole request: its slot kept the prompt's logits, so all of the
+    # prompt came from the cache.
+    assert usage.prompt_tokens_details.cached_tokens == usage.prompt_tokens  # type: ignore[union-attr]
     assert all(c.usage is None for c in chunks[:-1])
 
 
@@ -111,8 +115,9 @@ def test_breaking_out_of_a_stream_stops_generation(client: OpenAI) -> None:
 
 def test_closing_a_stream_stops_generation(client: OpenAI) -> None:
     before = decode_steps(client, ACCESS)
+    # Not the previous test's prompt: an exact repeat draws its first token without a step.
     with client.chat.completions.create(
-        model=ACCESS, messages=user("Write a long essay."), stream=True, **endless(client, ACCESS)
+        model=ACCESS, messages=user("Write a long essay about the sea."), stream=True, **endless(client, ACCESS)
     ) as stream:
         first = next(stream)
         second = next(stream)

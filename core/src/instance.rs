@@ -39,8 +39,9 @@ const COPY_CELLS_PER_TOKEN: usize = 256;
 
 /// A prompt tail (what is not cached) shorter than this is decoded in one step together with its
 /// last token; a longer one first, and its last token in a step of its own. One step fewer before
-/// the first token for the usual short tail (a new chat turn), while an exact repeat, which
-/// decodes the same final step again, re-decodes fewer than this many tokens instead of one.
+/// the first token for the usual short tail (a new chat turn), while a prompt copied whole from
+/// another slot, which decodes the same final step again, re-decodes fewer than this many tokens
+/// instead of one.
 const SHORT_TAIL: usize = 64;
 
 /// What a request's stream receives from its instance.
@@ -237,7 +238,7 @@ fn new_context<'m>(model: &'m LlamaModel, config: &InstanceConfig) -> Result<Poo
         .with_n_ubatch(config.batch_size)
         .with_n_seq_max(config.slots as u32)
         // One KV stream per slot: a sequence attends only to its own cells, laid out as if it
-        // ran alone, so batched greedy answers equal sequential ones bit for bit.
+        // ran alone (the kernels can still change with a step's shape: README, "Scheduling").
         .with_kv_unified(false)
         // Keep sliding-window layers whole, so a cached prefix can always be reused.
         .with_swa_full(true)
@@ -290,18 +291,40 @@ struct Slot {
     cached: Vec<LlamaToken>,
     /// The positions of the cached prompt that the step computing its last token's logits
     /// decoded. A token's logits can depend on how many tokens share its step (llama.cpp's CPU
-    /// kernels change with the batch size), so an exact repeat of that prompt decodes the same
-    /// step again and starts from the same logits: a repeated greedy request repeats its answer.
+    /// kernels change with the batch size), so a slot that copies that prompt whole decodes the
+    /// same step again and starts from the same logits.
     final_step: Option<Range<usize>>,
+    /// The logits its first token was drawn from, so an exact repeat of the prompt cached here
+    /// decodes nothing before its first token and starts from the same floats.
+    prompt_logits: PromptLogits,
     active: Option<Active>,
 }
 
+/// The logits of a cached prompt's last token.
+#[derive(Default)]
+struct PromptLogits {
+    /// The length of the prompt they end (its tokens are the slot's first cached ones); `None`
+    /// when none are kept.
+    prompt_len: Option<usize>,
+    /// One vocabulary of logits; the buffer is kept from request to request.
+    row: Vec<f32>,
+}
+
 impl Slot {
-    /// How many of `prompt`'s first tokens this slot's cache can supply: the shared prefix, less
-    /// the last prompt token (its logits start the generation), or, for an exact repeat of the
-    /// prompt cached here, all but that prompt's final step.
+    /// How many of `prompt`'s first tokens this slot can supply: all of them for an exact repeat
+    /// of the prompt whose logits it kept, else what its KV cache can ([`Slot::reusable_kv`]).
     fn reusable(&self, prompt: &[LlamaToken]) -> usize {
         let shared = common_prefix(&self.cached, prompt);
+        if self.prompt_logits.prompt_len == Some(prompt.len()) && shared == prompt.len() {
+            return shared;
+        }
+        self.reusable_kv(prompt, shared)
+    }
+
+    /// How many of `prompt`'s first tokens this slot's KV cache can supply, given the `shared`
+    /// prefix: that prefix less the last prompt token (its logits start the generation), or, for
+    /// an exact repeat of the prompt cached here, all but that prompt's final step.
+    fn reusable_kv(&self, prompt: &[LlamaToken], shared: usize) -> usize {
         match &self.final_step {
             Some(step) if prompt.len() == step.end && shared >= step.end => step.start,
             _ => shared.min(prompt.len().saturating_sub(1)),
@@ -313,6 +336,9 @@ impl Slot {
         self.cached.truncate(len);
         if self.final_step.as_ref().is_some_and(|s| s.end > len) {
             self.final_step = None;
+        }
+        if self.prompt_logits.prompt_len.is_some_and(|n| n > len) {
+            self.prompt_logits.prompt_len = None;
         }
     }
 }
@@ -345,6 +371,7 @@ impl<'m> Worker<'m> {
                     seq: i as i32,
                     cached: Vec::new(),
                     final_step: None,
+                    prompt_logits: PromptLogits::default(),
                     active: None,
                 })
                 .collect(),
@@ -448,6 +475,18 @@ impl<'m> Worker<'m> {
             prompt_decoded: 0,
         });
         self.arrival.push(index);
+        if reuse > 0 && reuse == slot.active.as_ref().map_or(0, |a| a.job.prompt.len()) {
+            // An exact repeat of the prompt whose logits this slot kept: its first token now.
+            if let Some(active) = self.slots[index].active.as_mut() {
+                active.started = true;
+            }
+            let row = std::mem::take(&mut self.slots[index].prompt_logits.row);
+            let ended = self.next_token(index, &row);
+            self.slots[index].prompt_logits.row = row;
+            if let Some(event) = ended {
+                self.finish(index, Some(event));
+            }
+        }
     }
 
     /// Starts slot `i`'s prompt from the longest prefix another slot (idle or busy) holds, when
@@ -462,7 +501,11 @@ impl<'m> Worker<'m> {
             .iter()
             .enumerate()
             .filter(|&(j, _)| j != i)
-            .map(|(j, s)| (j, s.reusable(&active.job.prompt)))
+            // The KV cache only: the logits a slot kept are not copied.
+            .map(|(j, s)| {
+                let shared = common_prefix(&s.cached, &active.job.prompt);
+                (j, s.reusable_kv(&active.job.prompt, shared))
+            })
             .max_by_key(|&(j, n)| (n, std::cmp::Reverse(j)))
         else {
             return;
@@ -494,6 +537,7 @@ impl<'m> Worker<'m> {
         let slot = &mut self.slots[i];
         slot.cached = prefix;
         slot.final_step = None;
+        slot.prompt_logits.prompt_len = None;
         if let Some(active) = slot.active.as_mut() {
             active.prompt_pos = shared;
         }
@@ -703,16 +747,30 @@ impl<'m> Worker<'m> {
         sequences
     }
 
-    /// Samples slot `i`'s next token and emits its text; returns the final event if it ended.
+    /// Samples slot `i`'s next token from the step's logits; returns the final event if it ended.
     fn sample(&mut self, ctx: &LlamaContext<'_>, i: usize, n_tokens: i32) -> Option<Event> {
         let slot = &mut self.slots[i];
-        let active = slot.active.as_mut()?;
+        let active = slot.active.as_ref()?;
         // llama.cpp asserts when asked to sample where the batch computed no logits.
         let at = guards::logits_index(active.logits_at, n_tokens)?;
-        // Read before sampling: the distribution the model gave, not the sampler's.
+        let logits = ctx.get_logits_ith(at);
+        if active.generated == 0 {
+            // The prompt's last token: kept for an exact repeat of the prompt.
+            let kept = &mut slot.prompt_logits;
+            kept.row.clear();
+            kept.row.extend_from_slice(logits);
+            kept.prompt_len = Some(active.job.prompt.len());
+        }
+        self.next_token(i, logits)
+    }
+
+    /// Draws slot `i`'s next token from `logits` and emits its text; returns the final event if
+    /// it ended.
+    fn next_token(&mut self, i: usize, logits: &[f32]) -> Option<Event> {
+        let slot = &mut self.slots[i];
+        let active = slot.active.as_mut()?;
         let top = active.job.sampling.logprobs;
-        let logits = top.map(|_| ctx.get_logits_ith(at));
-        let token = match active.sampler.sample(ctx, at) {
+        let token = match active.sampler.sample(logits) {
             Ok(token) => token,
             Err(e) => return Some(Event::Failed(e)),
         };
@@ -724,7 +782,8 @@ impl<'m> Worker<'m> {
         let special = active.job.visible_tokens.contains(&token);
         let bytes = vocab.token_to_piece(token, special, None);
         let text = active.decoder.push(&bytes);
-        if let (Some(pending), Some(logits), Some(top)) = (active.logprobs.as_mut(), logits, top) {
+        // The distribution the model gave, not the sampler's.
+        if let (Some(pending), Some(top)) = (active.logprobs.as_mut(), top) {
             let piece = |t: i32| vocab.token_to_piece(LlamaToken(t), false, None);
             pending.push(
                 token_logprob(logits, token.0, top as usize, piece),

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::data::LlamaTokenData;
@@ -197,9 +196,9 @@ enum Pick {
 }
 
 impl Sampler {
-    /// The next token from batch row `at`; an error when the grammar allows no token the chain
-    /// can pick (an impossible constraint ends the request, never the process).
-    pub(crate) fn sample(&mut self, ctx: &LlamaContext<'_>, at: i32) -> Result<LlamaToken> {
+    /// The next token from one `row` of the model's logits; an error when the grammar allows no
+    /// token the chain can pick (an impossible constraint ends the request, never the process).
+    pub(crate) fn sample(&mut self, row: &[f32]) -> Result<LlamaToken> {
         let Sampler {
             chain,
             pick,
@@ -213,7 +212,7 @@ impl Sampler {
             kept,
             candidates,
         } = logits;
-        let logits = with_bias(ctx.get_logits_ith(at), bias, biased);
+        let logits = with_bias(row, bias, biased);
         // The chain's pick from the unconstrained candidates.
         let picked = match *pick {
             Pick::Argmax => Some(LlamaToken(first_max(logits) as i32)),

@@ -5,7 +5,8 @@
 //! Shapes (issue 17): four concurrent fresh prompts with the same chat template (mean and max
 //! time to first token, total time) and the same four sent one after another; C clients sending
 //! N requests in all at 4 and at 8 slots (tokens/s, failed); time to first token when a long
-//! prompt's prefix is already cached; and, given llama-batched-bench, its aggregate tokens/s
+//! prompt's prefix is already cached, and when the whole request is repeated (a regenerated
+//! answer); and, given llama-batched-bench, its aggregate tokens/s
 //! beside the library's for 4 sequences.
 //!
 //! `make bench-peers` builds the peers and runs this; by hand:
@@ -384,9 +385,10 @@ fn long_system(tag: &str) -> String {
     s
 }
 
-/// (fresh, cached) time to first token of a long prompt: the second request repeats the first
-/// one's system prompt with another question, so its prefix is cached.
-async fn cached_round(client: &reqwest::Client, server: &Server, tag: &str) -> (f64, f64) {
+/// Time to first token of a long prompt: fresh; with its prefix cached (the second request
+/// repeats the first one's system prompt with another question); and the second request exactly
+/// repeated.
+async fn cached_round(client: &reqwest::Client, server: &Server, tag: &str) -> [f64; 3] {
     let system = long_system(tag);
     let ask = |q: &str| {
         body(
@@ -395,14 +397,15 @@ async fn cached_round(client: &reqwest::Client, server: &Server, tag: &str) -> (
             true,
         )
     };
-    let mut firsts = [0.0; 2];
+    let mut firsts = [0.0; 3];
     for (k, first) in firsts.iter_mut().enumerate() {
-        let t = stream(client, &server.url, &ask(QUESTIONS[k]), Instant::now())
+        let question = QUESTIONS[k.min(1)];
+        let t = stream(client, &server.url, &ask(question), Instant::now())
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", server.name));
         *first = ms(t.first);
     }
-    (firsts[0], firsts[1])
+    firsts
 }
 
 async fn warm_up(client: &reqwest::Client, server: &Server) {
@@ -424,7 +427,8 @@ async fn at_four_slots(setup: &Setup, rows: &mut Vec<Row>) {
         warm_up(&client, s).await;
     }
     let mut fresh = [Fresh::default(), Fresh::default()];
-    let mut cached = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+    // Per server, per round: [fresh, prefix cached, exact repeat] first token.
+    let mut cached: [Vec<[f64; 3]>; 2] = [Vec::new(), Vec::new()];
     let before = load();
     for round in 0..setup.rounds {
         // Alternate who goes first, so neither always runs right after the other.
@@ -432,9 +436,7 @@ async fn at_four_slots(setup: &Setup, rows: &mut Vec<Row>) {
         for i in order {
             let tag = format!("{}{round}", servers[i].name);
             fresh_round(&client, &servers[i], &tag, &mut fresh[i]).await;
-            let (f, c) = cached_round(&client, &servers[i], &tag).await;
-            cached[i].0.push(f);
-            cached[i].1.push(c);
+            cached[i].push(cached_round(&client, &servers[i], &tag).await);
         }
     }
     let span = (before, load());
@@ -484,13 +486,19 @@ async fn at_four_slots(setup: &Setup, rows: &mut Vec<Row>) {
     ));
     rows.push(row(
         "~400-token prompt, fresh: first token",
-        &|i| mean(&cached[i].0),
+        &|i| mean(&column(&cached[i], 0)),
         "ms",
         "",
     ));
     rows.push(row(
         "same prefix cached: first token",
-        &|i| mean(&cached[i].1),
+        &|i| mean(&column(&cached[i], 1)),
+        "ms",
+        "",
+    ));
+    rows.push(row(
+        "that request exactly repeated: first token",
+        &|i| mean(&column(&cached[i], 2)),
         "ms",
         "",
     ));
@@ -505,9 +513,13 @@ async fn at_four_slots(setup: &Setup, rows: &mut Vec<Row>) {
             r(&fresh[i].mean_first),
             r(&fresh[i].total),
             r(&fresh[i].serial_total),
-            r(&cached[i].1)
+            r(&column(&cached[i], 1))
         );
     }
+}
+
+fn column(rounds: &[[f64; 3]], k: usize) -> Vec<f64> {
+    rounds.iter().map(|r| r[k]).collect()
 }
 
 /// C clients send N requests in all (non-streamed, `tokens` each); (tokens/s, failed).
