@@ -310,6 +310,10 @@ fn main() {
         .zip(&lib_runs)
         .map(|(r, l)| l.1 / r.1)
         .collect();
+    let in_order: Vec<String> = ratios
+        .iter()
+        .map(|r| format!("{:+.1}%", (r - 1.0) * 100.0))
+        .collect();
     ratios.sort_by(f64::total_cmp);
     let median_ratio = ratios[ratios.len() / 2];
 
@@ -321,6 +325,7 @@ fn main() {
         s.tokens
     );
     println!("single stream decode       raw llama-cpp-2 loop {raw_tps:7.1} tok/s   modelservice {lib_tps:7.1} tok/s   (best of {}: {:+.1}%; median of the alternating pairs: {:+.1}%)", ratios.len(), (lib_tps / raw_tps - 1.0) * 100.0, (median_ratio - 1.0) * 100.0);
+    println!("  pairs in order             {}", in_order.join(" "));
     println!("time to first token        raw llama-cpp-2 loop {raw_prompt_ms:7.1} ms      modelservice {:7.1} ms   (best of {})", ttft.as_secs_f64() * 1000.0, ratios.len());
     println!(
         "cpu backend                {}",
