@@ -243,7 +243,7 @@ fn a_repeat_drawn_from_kept_logits_draws_as_a_decoded_prompt_does() {
         let mut req = greedy("sched/draw", "Write a word.", 8);
         req.temperature = Some(1.0);
         req.seed = Some(seed);
-        // The bias applies to kept logits as it does to decoded ones.
+        // Kept logits must be the model's: ones kept with this bias added would get it twice.
         req.logit_bias = Some([("28".to_owned(), 5.0)].into());
         let done = registry.chat_blocking(req).unwrap();
         let cached = done.usage.prompt_tokens_details.cached_tokens;
