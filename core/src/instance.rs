@@ -3,7 +3,6 @@
 //! prompt chunks of newly admitted ones (continuous batching).
 
 use std::num::NonZeroU32;
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
@@ -37,11 +36,8 @@ pub(crate) const PROMPT_CHUNK: usize = 128;
 /// so a copy is made only when it saves at least `slot_context / COPY_CELLS_PER_TOKEN` tokens.
 const COPY_CELLS_PER_TOKEN: usize = 256;
 
-/// A prompt tail (what is not cached) shorter than this is decoded in one step together with its
-/// last token; a longer one first, and its last token in a step of its own. One step fewer before
-/// the first token for the usual short tail (a new chat turn), while a prompt copied whole from
-/// another slot, which decodes the same final step again, re-decodes fewer than this many tokens
-/// instead of one.
+/// A waiting prompt with fewer tokens left than this joins the step in which the oldest prompt
+/// ends (a burst of new chat turns starts together).
 const SHORT_TAIL: usize = 64;
 
 /// What a request's stream receives from its instance.
@@ -289,13 +285,10 @@ struct Slot {
     seq: i32,
     /// Tokens whose keys and values are in this sequence's cache, in order.
     cached: Vec<LlamaToken>,
-    /// The positions of the cached prompt that the step computing its last token's logits
-    /// decoded. A token's logits can depend on how many tokens share its step (llama.cpp's CPU
-    /// kernels change with the batch size), so a slot that copies that prompt whole decodes the
-    /// same step again and starts from the same logits.
-    final_step: Option<Range<usize>>,
-    /// The logits its first token was drawn from, so an exact repeat of the prompt cached here
-    /// decodes nothing before its first token and starts from the same floats.
+    /// The logits the first token after its cached prompt was drawn from, so an exact repeat of
+    /// that prompt (here, or copied into another slot) decodes nothing before its first token and
+    /// starts from the same floats: decoding it again could give other ones, since llama.cpp's
+    /// CPU kernels can change a token's logits with the number of tokens beside it.
     prompt_logits: PromptLogits,
     active: Option<Active>,
 }
@@ -312,31 +305,19 @@ struct PromptLogits {
 
 impl Slot {
     /// How many of `prompt`'s first tokens this slot can supply: all of them for an exact repeat
-    /// of the prompt whose logits it kept, else what its KV cache can ([`Slot::reusable_kv`]).
+    /// of the prompt whose logits it kept, else the shared prefix less the last prompt token
+    /// (its logits start the generation).
     fn reusable(&self, prompt: &[LlamaToken]) -> usize {
         let shared = common_prefix(&self.cached, prompt);
         if self.prompt_logits.prompt_len == Some(prompt.len()) && shared == prompt.len() {
             return shared;
         }
-        self.reusable_kv(prompt, shared)
-    }
-
-    /// How many of `prompt`'s first tokens this slot's KV cache can supply, given the `shared`
-    /// prefix: that prefix less the last prompt token (its logits start the generation), or, for
-    /// an exact repeat of the prompt cached here, all but that prompt's final step.
-    fn reusable_kv(&self, prompt: &[LlamaToken], shared: usize) -> usize {
-        match &self.final_step {
-            Some(step) if prompt.len() == step.end && shared >= step.end => step.start,
-            _ => shared.min(prompt.len().saturating_sub(1)),
-        }
+        shared.min(prompt.len().saturating_sub(1))
     }
 
     /// Keeps the first `len` cached tokens (the KV cache was cut to them).
     fn truncate(&mut self, len: usize) {
         self.cached.truncate(len);
-        if self.final_step.as_ref().is_some_and(|s| s.end > len) {
-            self.final_step = None;
-        }
         if self.prompt_logits.prompt_len.is_some_and(|n| n > len) {
             self.prompt_logits.prompt_len = None;
         }
@@ -370,7 +351,6 @@ impl<'m> Worker<'m> {
                 .map(|i| Slot {
                     seq: i as i32,
                     cached: Vec::new(),
-                    final_step: None,
                     prompt_logits: PromptLogits::default(),
                     active: None,
                 })
@@ -476,16 +456,21 @@ impl<'m> Worker<'m> {
         });
         self.arrival.push(index);
         if reuse > 0 && reuse == slot.active.as_ref().map_or(0, |a| a.job.prompt.len()) {
-            // An exact repeat of the prompt whose logits this slot kept: its first token now.
-            if let Some(active) = self.slots[index].active.as_mut() {
-                active.started = true;
-            }
-            let row = std::mem::take(&mut self.slots[index].prompt_logits.row);
-            let ended = self.next_token(index, &row);
-            self.slots[index].prompt_logits.row = row;
-            if let Some(event) = ended {
-                self.finish(index, Some(event));
-            }
+            self.start_from_kept_logits(index);
+        }
+    }
+
+    /// Draws slot `i`'s first token from the logits it kept for its prompt (an exact repeat),
+    /// and ends the request if that token ends it.
+    fn start_from_kept_logits(&mut self, i: usize) {
+        if let Some(active) = self.slots[i].active.as_mut() {
+            active.started = true;
+        }
+        let row = std::mem::take(&mut self.slots[i].prompt_logits.row);
+        let ended = self.next_token(i, &row);
+        self.slots[i].prompt_logits.row = row;
+        if let Some(event) = ended {
+            self.finish(i, Some(event));
         }
     }
 
@@ -496,16 +481,13 @@ impl<'m> Worker<'m> {
             return;
         };
         let own = active.prompt_pos;
+        let prompt_len = active.job.prompt.len();
         let Some((from, shared)) = self
             .slots
             .iter()
             .enumerate()
             .filter(|&(j, _)| j != i)
-            // The KV cache only: the logits a slot kept are not copied.
-            .map(|(j, s)| {
-                let shared = common_prefix(&s.cached, &active.job.prompt);
-                (j, s.reusable_kv(&active.job.prompt, shared))
-            })
+            .map(|(j, s)| (j, s.reusable(&active.job.prompt)))
             .max_by_key(|&(j, n)| (n, std::cmp::Reverse(j)))
         else {
             return;
@@ -534,10 +516,20 @@ impl<'m> Worker<'m> {
             return;
         }
         let prefix = self.slots[from].cached[..shared].to_vec();
+        // The whole prompt: the logits its first token is drawn from come with it.
+        let whole = shared == prompt_len;
+        let logits = whole.then(|| self.slots[from].prompt_logits.row.clone());
         let slot = &mut self.slots[i];
         slot.cached = prefix;
-        slot.final_step = None;
-        slot.prompt_logits.prompt_len = None;
+        match logits {
+            Some(row) => {
+                slot.prompt_logits = PromptLogits {
+                    prompt_len: Some(shared),
+                    row,
+                }
+            }
+            None => slot.prompt_logits.prompt_len = None,
+        }
         if let Some(active) = slot.active.as_mut() {
             active.prompt_pos = shared;
         }
@@ -545,6 +537,9 @@ impl<'m> Worker<'m> {
             .prompt_tokens_reused
             .fetch_add((shared - own) as u64, Ordering::Relaxed);
         self.counters.prefix_copies.fetch_add(1, Ordering::Relaxed);
+        if whole {
+            self.start_from_kept_logits(i);
+        }
     }
 
     /// Frees the slots of requests whose caller went away.
@@ -571,6 +566,10 @@ impl<'m> Worker<'m> {
             if !self.slots[i].active.as_ref().is_some_and(|a| a.started) {
                 self.borrow_prefix(ctx, i);
             }
+        }
+        // A borrowed whole prompt can have ended its request without a step.
+        if self.arrival.is_empty() {
+            return;
         }
         let feed = self.plan_feed();
         let sequences = self.fill_batch(batch, &feed);
@@ -672,12 +671,7 @@ impl<'m> Worker<'m> {
             room
         };
         let first = tail(oldest);
-        // A long tail's last token gets a step of its own after the rest.
-        feed[oldest] = if (first <= room && first < SHORT_TAIL) || first == 1 {
-            first
-        } else {
-            (first - 1).min(room)
-        };
+        feed[oldest] = first.min(room);
         if feed[oldest] < first {
             return feed;
         }
@@ -726,9 +720,6 @@ impl<'m> Worker<'m> {
             }
             active.started = true;
             let end = active.prompt_pos + take;
-            if end == active.job.prompt.len() {
-                slot.final_step = Some(active.prompt_pos..end);
-            }
             for at in active.prompt_pos..end {
                 let token = active.job.prompt[at];
                 // Only the prompt's last token needs logits: they start the generation.
