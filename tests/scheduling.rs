@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Instant;
 
 use common::*;
-use modelservice::{ChatCompletionRequest, ChatMessage, Registry};
+use modelservice::{ChatCompletion, ChatCompletionRequest, ChatMessage, Registry};
 
 fn with_system(
     model: &str,
@@ -207,15 +207,7 @@ fn a_prompt_is_decoded_in_one_step_with_its_last_token_and_repeats_exactly() {
         );
         let reused = after.prompt_tokens_reused - middle.prompt_tokens_reused;
         assert_eq!(reused, u64::from(fresh.usage.prompt_tokens));
-        assert_eq!(
-            repeat.usage.prompt_tokens_details.cached_tokens,
-            repeat.usage.prompt_tokens
-        );
-        assert_eq!(
-            serde_json::to_string(&repeat.choices[0].logprobs).unwrap(),
-            serde_json::to_string(&fresh.choices[0].logprobs).unwrap(),
-            "log probabilities of a repeated prompt differ"
-        );
+        assert_started_from_kept_logits(&repeat, &fresh);
     }
 
     // A prompt that shares a cached prefix (the chat template's opening) without repeating a
@@ -289,13 +281,19 @@ fn a_repeat_copied_from_a_busy_slot_starts_from_its_logits() {
     let after = registry.retrieve("sched/repeat-copy").unwrap().stats;
     drop(busy);
     assert_eq!(after.prefix_copies - before.prefix_copies, 1);
+    assert_started_from_kept_logits(&copied, &fresh);
+}
+
+/// `repeat` took its whole prompt from the cache, and its first token's log probabilities are
+/// `fresh`'s, float for float (not merely the same greedy token).
+fn assert_started_from_kept_logits(repeat: &ChatCompletion, fresh: &ChatCompletion) {
     assert_eq!(
-        copied.usage.prompt_tokens_details.cached_tokens,
-        copied.usage.prompt_tokens
+        repeat.usage.prompt_tokens_details.cached_tokens,
+        repeat.usage.prompt_tokens
     );
     assert_eq!(
-        serde_json::to_string(&copied.choices[0].logprobs).unwrap(),
+        serde_json::to_string(&repeat.choices[0].logprobs).unwrap(),
         serde_json::to_string(&fresh.choices[0].logprobs).unwrap(),
-        "log probabilities of a copied prompt differ"
+        "log probabilities of the repeated prompt differ"
     );
 }

@@ -441,6 +441,8 @@ impl<'m> Worker<'m> {
         self.counters
             .prompt_tokens_reused
             .fetch_add(reuse as u64, Ordering::Relaxed);
+        // Only an exact repeat whose logits the slot kept reuses the whole prompt.
+        let whole = reuse > 0 && reuse == job.prompt.len();
         slot.active = Some(Active {
             stop: StopMatcher::new(job.stop.clone()),
             logprobs: job.sampling.logprobs.map(|_| PendingLogprobs::default()),
@@ -455,7 +457,7 @@ impl<'m> Worker<'m> {
             prompt_decoded: 0,
         });
         self.arrival.push(index);
-        if reuse > 0 && reuse == slot.active.as_ref().map_or(0, |a| a.job.prompt.len()) {
+        if whole {
             self.start_from_kept_logits(index);
         }
     }
@@ -521,14 +523,9 @@ impl<'m> Worker<'m> {
         let logits = whole.then(|| self.slots[from].prompt_logits.row.clone());
         let slot = &mut self.slots[i];
         slot.cached = prefix;
-        match logits {
-            Some(row) => {
-                slot.prompt_logits = PromptLogits {
-                    prompt_len: Some(shared),
-                    row,
-                }
-            }
-            None => slot.prompt_logits.prompt_len = None,
+        slot.prompt_logits.prompt_len = whole.then_some(shared);
+        if let Some(row) = logits {
+            slot.prompt_logits.row = row;
         }
         if let Some(active) = slot.active.as_mut() {
             active.prompt_pos = shared;
