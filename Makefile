@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench bench-peers bench-threads fuzz soak
+.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench bench-peers bench-threads gpu-check fuzz soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -62,3 +62,6 @@ bench-peers: setup ## our server and Node client beside llama-server, llama-batc
 
 bench-threads: setup ## OpenMP against ggml's own thread pool (llama-bench, two builds), idle and beside a busy neighbour
 	benches/peers/threads
+
+gpu-check: setup ## prepares the GPU check in target/gpu-check (checked here on the CPU) and prints the command for the machine with the GPU
+	scripts/gpu-check

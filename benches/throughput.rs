@@ -6,7 +6,8 @@
 //! Environment: BENCH_THREADS (default: all cores), BENCH_TOKENS (default 128),
 //! BENCH_MODEL (default: SmolLM2 from scripts/fetch-models), BENCH_PAIRS (single-stream answers
 //! of each side, alternating; default 5); BENCH_SINGLE_ONLY stops after the single-stream figures
-//! (to compare two builds quickly).
+//! (to compare two builds quickly); BENCH_CONCURRENCY (the aggregate figures' concurrent
+//! requests, default 1,2,4,8); BENCH_GPU_LAYERS (layers offloaded on both sides, default 0).
 //!
 //! Baselines: the raw single-sequence loop for single-stream decode and time to first token, and
 //! a raw batched loop (n sequences decoded together, one KV stream each) for each aggregate
@@ -35,6 +36,8 @@ struct Setup {
     model: PathBuf,
     threads: usize,
     tokens: u32,
+    gpu_layers: u32,
+    concurrency: Vec<usize>,
 }
 
 fn setup() -> Setup {
@@ -52,7 +55,18 @@ fn setup() -> Setup {
                 .unwrap_or(1)
         }),
         tokens: env("BENCH_TOKENS").unwrap_or(128),
+        gpu_layers: env("BENCH_GPU_LAYERS").unwrap_or(0),
+        concurrency: std::env::var("BENCH_CONCURRENCY")
+            .unwrap_or_else(|_| "1,2,4,8".into())
+            .split(',')
+            .map(|n| n.trim().parse().expect("BENCH_CONCURRENCY: numbers"))
+            .collect(),
     }
+}
+
+/// The library's model parameters: the layers it offloads.
+fn model_params(s: &Setup) -> LlamaModelParams {
+    LlamaModelParams::default().with_n_gpu_layers(s.gpu_layers)
 }
 
 /// Greedy sampling with `end_of_turn` banned, as the library's requests ask for it.
@@ -75,10 +89,9 @@ fn raw_loop(s: &Setup, prompt_text: &str, end_of_turn: i32) {
     modelservice::cpu_backend::load().unwrap();
     let backend = LlamaBackend::init().unwrap();
     // Loaded as the library loads (on a thread that ends: no OpenMP team left on this one).
-    let model = on_own_thread(|| {
-        LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap()
-    })
-    .unwrap();
+    let model =
+        on_own_thread(|| LlamaModel::load_from_file(&backend, &s.model, &model_params(s)).unwrap())
+            .unwrap();
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(1024))
         .with_n_batch(512)
@@ -125,10 +138,9 @@ fn raw_batched(s: &Setup, prompt_text: &str, end_of_turn: i32, n: usize) {
     modelservice::cpu_backend::load().unwrap();
     let backend = LlamaBackend::init().unwrap();
     // Loaded as the library loads (on a thread that ends: no OpenMP team left on this one).
-    let model = on_own_thread(|| {
-        LlamaModel::load_from_file(&backend, &s.model, &LlamaModelParams::default()).unwrap()
-    })
-    .unwrap();
+    let model =
+        on_own_thread(|| LlamaModel::load_from_file(&backend, &s.model, &model_params(s)).unwrap())
+            .unwrap();
     let prompt = model.vocab().tokenize(prompt_text.as_bytes(), true, true);
     // Every prompt goes into the first batch, so the batch must hold them all.
     let batch_tokens = (n * prompt.len()).max(512);
@@ -244,7 +256,8 @@ fn main() {
     let registry = Arc::new(Registry::new());
     let mut spec = ServiceSpec::new("bench", "bench/smollm2", &s.model);
     spec.threads = Some(s.threads);
-    spec.slots = 8;
+    spec.slots = s.concurrency.iter().copied().max().unwrap_or(1).max(8);
+    spec.gpu_layers = s.gpu_layers;
     spec.context_length = Some(1024);
     registry.deploy(spec).unwrap();
     let access = "bench/smollm2";
@@ -265,7 +278,8 @@ fn main() {
             .env("BENCH_EOT", end_of_turn.to_string())
             .env("BENCH_MODEL", &s.model)
             .env("BENCH_THREADS", s.threads.to_string())
-            .env("BENCH_TOKENS", s.tokens.to_string());
+            .env("BENCH_TOKENS", s.tokens.to_string())
+            .env("BENCH_GPU_LAYERS", s.gpu_layers.to_string());
         if let Some(n) = batched {
             child.env("BENCH_BATCHED", n.to_string());
         }
@@ -342,7 +356,7 @@ fn main() {
         return;
     }
     let mut session = 10;
-    for concurrency in [1usize, 2, 4, 8] {
+    for &concurrency in &s.concurrency {
         let raw_aggregate = raw(Some(concurrency))[0];
         let before = registry.retrieve(access).unwrap();
         let start = Instant::now();

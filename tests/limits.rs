@@ -69,6 +69,48 @@ fn absurd_threads_are_refused_not_run() {
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
+/// `gpu_layers` where llama.cpp has no GPU would run every layer on the CPU without a word: a
+/// 400 naming the field instead, for a chat and an embedding model; 0 is served.
+#[test]
+fn gpu_layers_without_a_gpu_are_refused_not_ignored() {
+    let registry = Registry::new();
+    if registry_has_gpu() {
+        return; // this test is about machines without one
+    }
+    for model in [smollm2(), minilm()] {
+        let mut s = spec("u/gpu", model);
+        s.gpu_layers = 999;
+        let err = registry.deploy(s).unwrap_err();
+        assert_eq!(
+            (err.status(), err.param()),
+            (400, Some("gpu_layers")),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("no GPU"), "{message}");
+        assert!(message.contains("`cuda` feature"), "{message}");
+    }
+    assert!(registry.models().data.is_empty());
+    let mut s = spec("u/gpu", smollm2());
+    s.gpu_layers = 0;
+    registry.deploy(s).unwrap();
+    registry
+        .chat_blocking(greedy("u/gpu", "Say hi.", 4))
+        .expect("served on the CPU");
+}
+
+/// Whether llama.cpp registered a GPU (a `cuda` build on a machine with one).
+fn registry_has_gpu() -> bool {
+    modelservice::cpu_backend::load().unwrap();
+    // SAFETY: device enumeration of registered backends.
+    unsafe {
+        (0..llama_cpp_sys_2::ggml_backend_dev_count()).any(|i| {
+            llama_cpp_sys_2::ggml_backend_dev_type(llama_cpp_sys_2::ggml_backend_dev_get(i))
+                == llama_cpp_sys_2::GGML_BACKEND_DEVICE_TYPE_GPU
+        })
+    }
+}
+
 #[test]
 fn scaling_is_bounded_too() {
     let registry = registry_with("u/scale");

@@ -178,6 +178,40 @@ pub fn available_memory() -> Option<u64> {
     }
 }
 
+/// Refuses `gpu_layers` where llama.cpp has no GPU to offload to: it would run every layer on
+/// the CPU without a word. Initialises the backend, so the GPU modules are registered.
+pub(crate) fn check_gpu_layers(gpu_layers: u32) -> Result<()> {
+    if gpu_layers == 0 {
+        return Ok(());
+    }
+    crate::backend::backend()?;
+    if gpu_count() > 0 {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "gpu_layers",
+        format!(
+            "`gpu_layers` is {gpu_layers}, but llama.cpp found no GPU to offload to: this build of \
+             modelservice has no GPU backend (build it with the `cuda` feature), or the GPU's driver \
+             is missing. Use 0 to run on the CPU."
+        ),
+    ))
+}
+
+/// GPUs llama.cpp can offload to.
+fn gpu_count() -> usize {
+    use llama_cpp_sys_2 as sys;
+    // SAFETY: device enumeration of registered backends; no state changes.
+    unsafe {
+        (0..sys::ggml_backend_dev_count())
+            .filter(|&i| {
+                sys::ggml_backend_dev_type(sys::ggml_backend_dev_get(i))
+                    == sys::GGML_BACKEND_DEVICE_TYPE_GPU
+            })
+            .count()
+    }
+}
+
 /// Free memory of the GPUs llama.cpp can offload to (0 without any).
 fn gpu_free_memory() -> u64 {
     use llama_cpp_sys_2 as sys;

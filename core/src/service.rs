@@ -27,7 +27,7 @@ use crate::gguf::{kv_geometry, load_model, service_kind, KvGeometry};
 use crate::grammar::GrammarCache;
 use crate::guards::{self, BATCH_SIZE};
 use crate::instance::{self, Counters, Event, InstanceConfig, InstanceShared, Job};
-use crate::limits::{check_kv_memory, KvRequest, MAX_INSTANCES};
+use crate::limits::{check_gpu_layers, check_kv_memory, KvRequest, MAX_INSTANCES};
 use crate::metrics::{RequestMetrics, ServiceMetrics};
 use crate::pool::Pool;
 use crate::sampling::SamplingParams;
@@ -118,6 +118,7 @@ pub(crate) struct Prepared {
 impl Service {
     /// Loads the model and starts the instances. Blocks for the load.
     pub(crate) fn start(id: String, spec: ServiceSpec, base: BaseModel) -> Result<Arc<Self>> {
+        check_gpu_layers(spec.gpu_layers)?;
         let kind = service_kind(&spec.model, &base.architecture);
         let kv = if kind == ServiceKind::Chat {
             // The KV cache is sized against the machine before the weights are even loaded.
