@@ -297,3 +297,40 @@ fn assert_started_from_kept_logits(repeat: &ChatCompletion, fresh: &ChatCompleti
         "log probabilities of the repeated prompt differ"
     );
 }
+
+/// The `n` choices of one request decode its prompt once: the others wait one step, copy the
+/// prompt's KV cache with the logits of their first token, and answer as the first does
+/// (one-token answers: nothing else is decoded).
+#[test]
+fn the_choices_of_one_request_decode_its_prompt_once() {
+    let registry = Registry::new();
+    registry.deploy(spec("sched/choices", smollm2())).unwrap();
+    registry.deploy(spec("sched/alone", smollm2())).unwrap();
+    let question = "Name three rivers of Europe and one city on each.";
+    let alone = registry
+        .chat_blocking(first_token_logprobs("sched/alone", question))
+        .unwrap();
+    let mut req = first_token_logprobs("sched/choices", question);
+    req.n = Some(4);
+    let before = registry.retrieve("sched/choices").unwrap().stats;
+    let choices = registry.chat_blocking(req).unwrap();
+    let after = registry.retrieve("sched/choices").unwrap().stats;
+    let prompt = u64::from(choices.usage.prompt_tokens);
+    // Choices that arrive in one step copy the first's cache; one that arrives after the first
+    // has ended takes that slot's cache itself. Either way the prompt is decoded once.
+    assert_eq!(
+        after.prompt_tokens_reused - before.prompt_tokens_reused,
+        3 * prompt
+    );
+    assert_eq!(after.tokens_decoded - before.tokens_decoded, prompt);
+    assert_eq!(choices.choices.len(), 4);
+    for choice in &choices.choices {
+        assert_eq!(choice.message.content, alone.choices[0].message.content);
+        assert_eq!(
+            serde_json::to_string(&choice.logprobs).unwrap(),
+            serde_json::to_string(&alone.choices[0].logprobs).unwrap(),
+            "choice {}: the first token's log probabilities differ",
+            choice.index
+        );
+    }
+}

@@ -635,7 +635,8 @@ impl<'m> Worker<'m> {
     /// most [`PROMPT_CHUNK`] tokens, so a long prompt never stalls them for its whole prefill.
     /// When the oldest prompt ends in this step, the next ones in arrival order join it while
     /// each ends in it too (a short tail) and the step's prompt tokens stay within
-    /// [`PROMPT_CHUNK`]: a burst of new chat turns starts together instead of one per step.
+    /// [`PROMPT_CHUNK`]: a burst of new chat turns starts together instead of one per step. A
+    /// prompt identical to one that ends in this step waits, to copy it at the next step's start.
     fn plan_feed(&self) -> Vec<usize> {
         let mut feed = vec![0usize; self.slots.len()];
         let mut room = self.batch_size;
@@ -673,13 +674,19 @@ impl<'m> Worker<'m> {
             return feed;
         }
         let mut fed = first;
+        let mut whole = vec![oldest];
         for i in waiting {
+            // Copied next step with its first token's logits (borrow_prefix), not decoded twice.
+            if self.repeats_a_prompt_of(i, &whole) {
+                continue;
+            }
             let tail = tail(i);
             if tail >= SHORT_TAIL || fed + tail > room.min(PROMPT_CHUNK) {
                 break;
             }
             feed[i] = tail;
             fed += tail;
+            whole.push(i);
         }
         #[cfg(test)]
         tests::record_prompts_fed(&feed, |i| {
@@ -689,6 +696,20 @@ impl<'m> Worker<'m> {
                 .is_some_and(|a| a.next_token.is_none())
         });
         feed
+    }
+
+    /// Whether slot `i` waits with the same prompt as one of `whole` (slots whose prompts end in
+    /// this step), and copying that slot's cache would save enough decoding to pay for itself:
+    /// the `n` choices of one request, or the same request sent twice at once.
+    fn repeats_a_prompt_of(&self, i: usize, whole: &[usize]) -> bool {
+        let prompt = |i: usize| self.slots[i].active.as_ref().map(|a| &a.job.prompt);
+        let Some(active) = self.slots[i].active.as_ref() else {
+            return false;
+        };
+        let saved = active.job.prompt.len() - active.prompt_pos;
+        !active.started
+            && saved >= self.slot_context / COPY_CELLS_PER_TOKEN
+            && whole.iter().any(|&k| prompt(k) == Some(&active.job.prompt))
     }
 
     /// Puts the planned tokens into the batch; returns how many sequences it holds.
