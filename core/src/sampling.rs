@@ -88,10 +88,7 @@ impl SamplingParams {
         Ok(Sampler {
             chain: self.chain(n_vocab),
             pick: self.pick(n_vocab),
-            logits: Logits {
-                bias: self.biases(n_vocab).collect(),
-                ..Logits::default()
-            },
+            logits: Logits::new(self.biases(n_vocab).collect()),
             grammar,
             constraint,
         })
@@ -208,10 +205,17 @@ impl Sampler {
         } = self;
         let Logits {
             bias,
+            bias_unique,
             biased,
             kept,
             candidates,
         } = logits;
+        if *pick == Pick::Argmax && grammar.is_none() {
+            // Greedy under a bias rarely needs the biased row (`max_with_bias`).
+            let token = LlamaToken(max_with_bias(row, bias, *bias_unique, biased) as i32);
+            chain.accept(token);
+            return Ok(token);
+        }
         let logits = with_bias(row, bias, biased);
         // The chain's pick from the unconstrained candidates.
         let picked = match *pick {
@@ -263,11 +267,26 @@ impl Sampler {
 #[derive(Default)]
 struct Logits {
     bias: Vec<(i32, f32)>,
+    /// No token appears twice in `bias`.
+    bias_unique: bool,
     /// The logits with the bias added (only when there is one): the context's are read-only.
     biased: Vec<f32>,
     /// The top k, as (logit, token).
     kept: Vec<(f32, u32)>,
     candidates: Vec<LlamaTokenData>,
+}
+
+impl Logits {
+    fn new(bias: Vec<(i32, f32)>) -> Self {
+        let mut tokens: Vec<i32> = bias.iter().map(|&(t, _)| t).collect();
+        tokens.sort_unstable();
+        tokens.dedup();
+        Logits {
+            bias_unique: tokens.len() == bias.len(),
+            bias,
+            ..Logits::default()
+        }
+    }
 }
 
 /// `logits` with `bias` added, as llama.cpp's logit-bias sampler adds it (into `biased`).
@@ -283,6 +302,42 @@ fn with_bias<'a>(logits: &'a [f32], bias: &[(i32, f32)], biased: &'a mut Vec<f32
         }
     }
     biased
+}
+
+/// `first_max` of `logits` with `bias` added, without copying the row (196 KiB for SmolLM2, a
+/// large part of the host's work per token where the GPU decodes) when the highest unbiased
+/// logit is not a biased token: every other unbiased one is then at most it, so only the biased
+/// tokens can still pass it. `unique`: no token is biased twice (else the biases are added in
+/// turn, on the copy, as llama.cpp adds them).
+fn max_with_bias(
+    logits: &[f32],
+    bias: &[(i32, f32)],
+    unique: bool,
+    biased: &mut Vec<f32>,
+) -> usize {
+    let top = first_max(logits);
+    if bias.is_empty() {
+        return top;
+    }
+    let Some(&highest) = logits.get(top) else {
+        return top;
+    };
+    if !unique || bias.iter().any(|&(t, _)| usize::try_from(t) == Ok(top)) {
+        return first_max(with_bias(logits, bias, biased));
+    }
+    // As a scan from the first token chooses: the first of equals; a NaN never wins (the first
+    // token's own NaN, `highest` then, is kept).
+    let mut best = (highest, top);
+    for &(token, b) in bias {
+        let Some(value) = usize::try_from(token).ok().and_then(|at| logits.get(at)) else {
+            continue;
+        };
+        let (value, at) = (value + b, token as usize);
+        if value > best.0 || (value == best.0 && at < best.1) {
+            best = (value, at);
+        }
+    }
+    best.1
 }
 
 /// Every token as a candidate, in vocabulary order (as llama.cpp fills its array).
@@ -491,6 +546,34 @@ mod tests {
                     llama_cpp_pick(logits, bias, &mut greedy),
                     "case {k}, bias {bias:?}"
                 );
+                let unique = Logits::new(bias.to_vec()).bias_unique;
+                assert_eq!(
+                    max_with_bias(logits, bias, unique, &mut biased),
+                    ours,
+                    "case {k}, bias {bias:?}: without the copy"
+                );
+            }
+            // Biases on the highest logit, on ties with it before and after it, and past it.
+            let top = first_max(logits);
+            let value = logits[top];
+            let tie_before = logits.iter().position(|&l| l < value).filter(|&t| t < top);
+            let mut targeted = vec![vec![(top as i32, -100.0)], vec![(top as i32, 0.5)]];
+            for (t, l) in logits.iter().enumerate().step_by(97) {
+                targeted.push(vec![(t as i32, value - l)]);
+                targeted.push(vec![(t as i32, value - l + 0.125), (top as i32, -1.0)]);
+            }
+            if let Some(t) = tie_before {
+                targeted.push(vec![(t as i32, value - logits[t])]);
+            }
+            for bias in &targeted {
+                let mut biased = Vec::new();
+                let copied = first_max(with_bias(logits, bias, &mut biased));
+                let unique = Logits::new(bias.clone()).bias_unique;
+                assert_eq!(
+                    max_with_bias(logits, bias, unique, &mut biased),
+                    copied,
+                    "case {k}, bias {bias:?}"
+                );
             }
         }
     }
@@ -552,10 +635,7 @@ mod tests {
                 assert_eq!(params.pick(n as i32), Pick::TopK(top_k_param as usize));
                 let mut ours = params.chain(n as i32);
                 let mut theirs = params.chain(n as i32);
-                let mut logits = Logits {
-                    bias: bias.to_vec(),
-                    ..Logits::default()
-                };
+                let mut logits = Logits::new(bias.to_vec());
                 for draw_no in 0..100 {
                     // Distinct values, shuffled.
                     let mut raw: Vec<f32> = (0..n).map(|i| i as f32 / 400.0).collect();
