@@ -18,9 +18,12 @@ import { platformSuffix } from './platform.js'
 const here = dirname(fileURLToPath(import.meta.url))
 const typeDefDir = mkdtempSync(join(tmpdir(), 'modelservice-node-typedef-'))
 
+// MODELSERVICE_FEATURES=cuda builds with llama.cpp's CUDA backend (README, "GPU").
+const features = process.env.MODELSERVICE_FEATURES ? ['--features', process.env.MODELSERVICE_FEATURES] : []
+
 const cargo = spawnSync(
   process.env.CARGO ?? 'cargo',
-  ['build', '--release', '-p', 'modelservice-node', '--message-format=json-render-diagnostics'],
+  ['build', '--release', '-p', 'modelservice-node', ...features, '--message-format=json-render-diagnostics'],
   {
     cwd: here,
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -1,8 +1,9 @@
 //! Shared by the build scripts of the Python, Node and C bindings. With the core's `cpu-variants`
 //! feature llama.cpp is a set of shared libraries (`libllama.so`, `libggml*.so`) plus one CPU
-//! backend module per x86 generation (`libggml-cpu-<variant>.so`, loaded at run time). A package
-//! only runs where those files sit next to its own library, so each binding's build script copies
-//! them into the directory its package is made from, and links with `$ORIGIN` as run path.
+//! backend module per x86 generation (`libggml-cpu-<variant>.so`, loaded at run time; with `cuda`
+//! also `libggml-cuda.so`). A package only runs where those files sit next to its own library, so
+//! each binding's build script copies them into the directory its package is made from, and links
+//! with `$ORIGIN` as run path.
 //!
 //! The build script calling this must depend on `llama-cpp-sys-2` directly: cargo hands its
 //! `links = "llama"` metadata (`DEP_LLAMA_BACKENDS_DIR`) only to direct dependents.
@@ -51,14 +52,17 @@ pub fn profile_dir() -> PathBuf {
 }
 
 /// The names the loader asks for: a library's soname (`libllama.so.0`, one version number) and
-/// the backend modules llama.cpp opens by path (`libggml-cpu-haswell.so`). The link-time name
-/// (`libllama.so`) and the fully versioned file are the same bytes again: not copied.
+/// the backend modules llama.cpp opens by path (`libggml-cpu-haswell.so`, and `libggml-cuda.so`
+/// with the `cuda` feature). The link-time names (`libllama.so`, `libggml-base.so`) and the fully
+/// versioned file are the same bytes again: not copied.
 fn is_loaded_by_name(name: &str) -> bool {
     if !name.starts_with("lib") {
         return false;
     }
     match name.split_once(".so") {
-        Some((stem, "")) => stem.starts_with("libggml-cpu-"),
+        Some((stem, "")) => stem
+            .strip_prefix("libggml-")
+            .is_some_and(|backend| !backend.is_empty() && backend != "base"),
         Some((_, version)) => version
             .strip_prefix('.')
             .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())),
@@ -98,12 +102,20 @@ mod tests {
 
     #[test]
     fn sonames_and_backend_modules_are_copied_once() {
-        for name in ["libllama.so.0", "libggml-base.so.0", "libggml-cpu-zen4.so"] {
+        for name in [
+            "libllama.so.0",
+            "libggml-base.so.0",
+            "libggml-cpu-zen4.so",
+            "libggml-cuda.so",
+        ] {
             assert!(is_loaded_by_name(name), "{name}");
         }
         for name in [
             "libllama.so",
             "libllama.so.0.6.0",
+            "libggml.so",
+            "libggml-base.so",
+            "libllama-common.so",
             "libggml.a",
             "pkgconfig",
             "libggml-cpu-.so.x",
