@@ -14,11 +14,13 @@
 //! every layer), GPU_TOKENS (per request, default 128), GPU_CONCURRENCY (default 1,8,32),
 //! GPU_THREADS (CPU threads per instance, default 4).
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ServiceSpec};
+use support::{concurrent, timed_stream};
 
 /// Greedy tokens compared between CPU and GPU, per prompt.
 const COMPARED_TOKENS: u32 = 32;
@@ -192,31 +194,6 @@ fn compare(registry: &Registry, s: &Setup, model: &PathBuf) {
     }
 }
 
-/// One streamed request: (time to first token, decode tokens/s after the first token).
-fn timed_stream(registry: &Registry, req: ChatCompletionRequest) -> (Duration, f64) {
-    let start = Instant::now();
-    let mut stream = registry.chat_stream(req).unwrap();
-    let mut first: Option<Instant> = None;
-    let mut pieces = 0u32;
-    while let Some(chunk) = stream.next_blocking() {
-        let chunk = chunk.unwrap();
-        if chunk
-            .choices
-            .first()
-            .and_then(|c| c.delta.content.as_deref())
-            .is_some_and(|t| !t.is_empty())
-        {
-            first.get_or_insert_with(Instant::now);
-            pieces += 1;
-        }
-    }
-    let first = first.expect("some text");
-    (
-        first - start,
-        f64::from(pieces.saturating_sub(1)) / first.elapsed().as_secs_f64(),
-    )
-}
-
 fn speed(registry: &Arc<Registry>, s: &Setup, model: &PathBuf) {
     let access = "check/load";
     let slots = s.concurrency.iter().copied().max().unwrap_or(1);
@@ -261,33 +238,15 @@ fn speed(registry: &Arc<Registry>, s: &Setup, model: &PathBuf) {
         prompt_tokens,
         s.tokens
     );
-    let mut session = 100;
-    for &n in &s.concurrency {
-        let before = registry.retrieve(access).unwrap();
-        let start = Instant::now();
-        let workers: Vec<_> = (0..n)
-            .map(|_| {
-                session += 1;
-                let (registry, req) = (registry.clone(), request(session, s.tokens));
-                std::thread::spawn(move || {
-                    registry
-                        .chat_stream(req)
-                        .unwrap()
-                        .collect_blocking()
-                        .unwrap()
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().unwrap();
-        }
-        let elapsed = start.elapsed().as_secs_f64();
-        let after = registry.retrieve(access).unwrap();
-        let generated = after.usage.completion_tokens - before.usage.completion_tokens;
-        let steps = after.stats.decode_steps - before.stats.decode_steps;
+    for (round, &n) in s.concurrency.iter().enumerate() {
+        let requests = (0..n).map(|i| request(100 * (round + 1) + i, s.tokens));
+        let done = concurrent(registry, access, requests.collect());
         println!(
-            "  aggregate, {n:2} concurrent: {:7.1} tok/s ({generated} tokens in {elapsed:.2} s, {steps} steps)",
-            generated as f64 / elapsed
+            "  aggregate, {n:2} concurrent: {:7.1} tok/s ({} tokens in {:.2} s, {} steps)",
+            done.tokens_per_second(),
+            done.generated,
+            done.seconds,
+            done.steps
         );
     }
     println!(

@@ -14,10 +14,12 @@
 //! figure. They run in child processes of this binary, so they never share a backend with the
 //! library or compete with it for cores.
 
+mod support;
+
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -28,6 +30,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use modelservice::threads::{on_own_thread, PooledContext};
 use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ResponseFormat, ServiceSpec};
+use support::{concurrent, timed_stream};
 
 const PROMPT: &str = "Write a long story about a lighthouse keeper.";
 const RAW_FLAG: &str = "--raw-loop";
@@ -209,32 +212,6 @@ fn request(access: &str, tokens: u32, end_of_turn: i32, session: usize) -> ChatC
     req
 }
 
-/// One streamed request: (time to first token, decode tokens/s after the first token, tokens).
-fn timed_stream(registry: &Registry, req: ChatCompletionRequest) -> (Duration, f64, u32) {
-    let start = Instant::now();
-    let mut stream = registry.chat_stream(req).unwrap();
-    let mut first: Option<Instant> = None;
-    let mut pieces = 0u32;
-    while let Some(chunk) = stream.next_blocking() {
-        let chunk = chunk.unwrap();
-        if chunk
-            .choices
-            .first()
-            .and_then(|c| c.delta.content.as_deref())
-            .is_some_and(|t| !t.is_empty())
-        {
-            first.get_or_insert_with(Instant::now);
-            pieces += 1;
-        }
-    }
-    let first = first.expect("some text");
-    (
-        first - start,
-        f64::from(pieces.saturating_sub(1)) / first.elapsed().as_secs_f64(),
-        pieces,
-    )
-}
-
 fn main() {
     let s = setup();
     if std::env::args().any(|a| a == RAW_FLAG) {
@@ -358,33 +335,18 @@ fn main() {
     let mut session = 10;
     for &concurrency in &s.concurrency {
         let raw_aggregate = raw(Some(concurrency))[0];
-        let before = registry.retrieve(access).unwrap();
-        let start = Instant::now();
-        let workers: Vec<_> = (0..concurrency)
-            .map(|_| {
-                let registry = registry.clone();
-                session += 1;
-                let req = request(access, s.tokens, end_of_turn, session);
-                std::thread::spawn(move || {
-                    registry
-                        .chat_stream(req)
-                        .unwrap()
-                        .collect_blocking()
-                        .unwrap()
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().unwrap();
-        }
-        let elapsed = start.elapsed().as_secs_f64();
-        let after = registry.retrieve(access).unwrap();
-        let generated = after.usage.completion_tokens - before.usage.completion_tokens;
-        let steps = after.stats.decode_steps - before.stats.decode_steps;
-        let aggregate = generated as f64 / elapsed;
+        let requests = (0..concurrency).map(|_| {
+            session += 1;
+            request(access, s.tokens, end_of_turn, session)
+        });
+        let done = concurrent(&registry, access, requests.collect());
+        let aggregate = done.tokens_per_second();
         println!(
-            "aggregate, {concurrency} concurrent    raw batched loop {raw_aggregate:7.1} tok/s   modelservice {aggregate:7.1} tok/s   ({:+.1}%; {generated} tokens in {elapsed:.2} s, {steps} steps)",
-            (aggregate / raw_aggregate - 1.0) * 100.0
+            "aggregate, {concurrency} concurrent    raw batched loop {raw_aggregate:7.1} tok/s   modelservice {aggregate:7.1} tok/s   ({:+.1}%; {} tokens in {:.2} s, {} steps)",
+            (aggregate / raw_aggregate - 1.0) * 100.0,
+            done.generated,
+            done.seconds,
+            done.steps
         );
     }
 
