@@ -19,7 +19,7 @@ mod support;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ServiceSpec};
+use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ServiceSpec, TokenLogprob};
 use support::{concurrent, timed_stream};
 
 /// Greedy tokens compared between CPU and GPU, per prompt.
@@ -188,6 +188,14 @@ fn compare(registry: &Registry, s: &Setup, model: &PathBuf) {
             "  prompt {i}: {agree} of {} greedy tokens equal; largest |Δ logprob| of equal tokens {largest:.5}{parted}",
             on_cpu.len().min(on_gpu.len())
         );
+        if !parted.is_empty() {
+            // Both answers, to judge whether the GPU's is still sound after they part.
+            let text = |tokens: &[TokenLogprob]| {
+                tokens.iter().map(|t| t.token.as_str()).collect::<String>()
+            };
+            println!("    CPU: {:?}", text(&on_cpu));
+            println!("    GPU: {:?}", text(&on_gpu));
+        }
     }
     for access in [cpu, gpu] {
         registry.delete(access, access).unwrap();
