@@ -325,14 +325,17 @@ fn max_with_bias(
     if !unique || bias.iter().any(|&(t, _)| usize::try_from(t) == Ok(top)) {
         return first_max(with_bias(logits, bias, biased));
     }
-    // As a scan from the first token chooses: the first of equals; a NaN never wins (the first
-    // token's own NaN, `highest` then, is kept).
+    // As a scan from the first token chooses: the first of equals; a NaN never wins, except in
+    // first place.
     let mut best = (highest, top);
     for &(token, b) in bias {
         let Some(value) = usize::try_from(token).ok().and_then(|at| logits.get(at)) else {
             continue;
         };
         let (value, at) = (value + b, token as usize);
+        if at == 0 && value.is_nan() {
+            return 0; // a scan keeps a NaN in first place
+        }
         if value > best.0 || (value == best.0 && at < best.1) {
             best = (value, at);
         }
@@ -557,7 +560,11 @@ mod tests {
             let top = first_max(logits);
             let value = logits[top];
             let tie_before = logits.iter().position(|&l| l < value).filter(|&t| t < top);
-            let mut targeted = vec![vec![(top as i32, -100.0)], vec![(top as i32, 0.5)]];
+            let mut targeted = vec![
+                vec![(top as i32, -100.0)],
+                vec![(top as i32, 0.5)],
+                vec![(0, f32::NAN)],
+            ];
             for (t, l) in logits.iter().enumerate().step_by(97) {
                 targeted.push(vec![(t as i32, value - l)]);
                 targeted.push(vec![(t as i32, value - l + 0.125), (top as i32, -1.0)]);
