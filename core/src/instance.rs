@@ -108,6 +108,8 @@ pub(crate) struct InstanceConfig {
     pub threads: usize,
     /// Most tokens in one decode step.
     pub batch_size: u32,
+    /// Every layer runs on a GPU: decode steps are left unguarded ([`PooledContext::unguarded`]).
+    pub all_on_gpu: bool,
 }
 
 /// What a worker shares with its service (chat instances with a [`Pool`], embedding instances
@@ -245,7 +247,12 @@ fn new_context<'m>(model: &'m LlamaModel, config: &InstanceConfig) -> Result<Poo
             "cannot create a llama context of {n_ctx} tokens: {e}"
         ))
     })?;
-    PooledContext::new(ctx, threads)
+    let pooled = PooledContext::new(ctx, threads)?;
+    Ok(if config.all_on_gpu {
+        pooled.unguarded()
+    } else {
+        pooled
+    })
 }
 
 /// A request being served by a slot.

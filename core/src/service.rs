@@ -335,6 +335,8 @@ impl Service {
             slot_context: self.slot_context,
             threads: self.threads_per_instance(total),
             batch_size: BATCH_SIZE,
+            // llama.cpp offloads the output layer too once the count passes the layers.
+            all_on_gpu: self.spec.gpu_layers > self.model.n_layer(),
         };
         for _ in 0..count {
             let id = life.next_instance_id;

@@ -121,6 +121,14 @@ impl<'m> PooledContext<'m> {
         })
     }
 
+    /// Leaves steps unguarded: for a model whose every layer runs on a GPU, the pool computes
+    /// almost nothing, and its step times (learned from the GPU's) vary more than the budget
+    /// allows: one step in about 400 was stopped and redone on an H200 (README, "GPU").
+    pub fn unguarded(mut self) -> Self {
+        self.guarded = false;
+        self
+    }
+
     /// Decodes `batch` (llama_decode), guarding against a collapsed pool: a step that runs far
     /// past the time its size has taken before is aborted, `undo` removes from the KV cache
     /// what the batch wrote to it (llama.cpp keeps the ubatches that finished), and the step is
