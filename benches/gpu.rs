@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ServiceSpec, TokenLogprob};
-use support::{concurrent, timed_stream};
+use support::{concurrent, levels, timed_stream};
 
 /// Greedy tokens compared between CPU and GPU, per prompt.
 const COMPARED_TOKENS: u32 = 32;
@@ -48,11 +48,7 @@ fn setup() -> Setup {
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .collect();
-    let concurrency = std::env::var("GPU_CONCURRENCY")
-        .unwrap_or_else(|_| "1,8,32".into())
-        .split(',')
-        .map(|n| n.trim().parse().expect("GPU_CONCURRENCY: numbers"))
-        .collect();
+    let concurrency = levels("GPU_CONCURRENCY", "1,8,32");
     Setup {
         models,
         gpu_layers: env("GPU_LAYERS").unwrap_or(999),

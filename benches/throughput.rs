@@ -30,7 +30,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use modelservice::threads::{on_own_thread, PooledContext};
 use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ResponseFormat, ServiceSpec};
-use support::{concurrent, timed_stream};
+use support::{concurrent, levels, timed_stream};
 
 const PROMPT: &str = "Write a long story about a lighthouse keeper.";
 const RAW_FLAG: &str = "--raw-loop";
@@ -59,11 +59,7 @@ fn setup() -> Setup {
         }),
         tokens: env("BENCH_TOKENS").unwrap_or(128),
         gpu_layers: env("BENCH_GPU_LAYERS").unwrap_or(0),
-        concurrency: std::env::var("BENCH_CONCURRENCY")
-            .unwrap_or_else(|_| "1,2,4,8".into())
-            .split(',')
-            .map(|n| n.trim().parse().expect("BENCH_CONCURRENCY: numbers"))
-            .collect(),
+        concurrency: levels("BENCH_CONCURRENCY", "1,2,4,8"),
     }
 }
 

@@ -102,13 +102,7 @@ fn gpu_layers_without_a_gpu_are_refused_not_ignored() {
 /// Whether llama.cpp registered a GPU (a `cuda` build on a machine with one).
 fn registry_has_gpu() -> bool {
     modelservice::cpu_backend::load().unwrap();
-    // SAFETY: device enumeration of registered backends.
-    unsafe {
-        (0..llama_cpp_sys_2::ggml_backend_dev_count()).any(|i| {
-            llama_cpp_sys_2::ggml_backend_dev_type(llama_cpp_sys_2::ggml_backend_dev_get(i))
-                == llama_cpp_sys_2::GGML_BACKEND_DEVICE_TYPE_GPU
-        })
-    }
+    modelservice::limits::gpu_count() > 0
 }
 
 #[test]

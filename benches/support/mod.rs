@@ -5,6 +5,19 @@ use std::time::{Duration, Instant};
 
 use modelservice::{ChatCompletionRequest, Registry};
 
+/// Concurrency levels from a comma-separated environment variable (`1,8,32`), else `default`.
+pub fn levels(var: &str, default: &str) -> Vec<usize> {
+    std::env::var(var)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{var}: numbers, got {n:?}"))
+        })
+        .collect()
+}
+
 /// One streamed request: (time to first text, decode tokens/s after it, text pieces).
 pub fn timed_stream(registry: &Registry, req: ChatCompletionRequest) -> (Duration, f64, u32) {
     let start = Instant::now();

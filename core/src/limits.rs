@@ -198,34 +198,34 @@ pub(crate) fn check_gpu_layers(gpu_layers: u32) -> Result<()> {
     ))
 }
 
-/// GPUs llama.cpp can offload to.
-fn gpu_count() -> usize {
-    use llama_cpp_sys_2 as sys;
-    // SAFETY: device enumeration of registered backends; no state changes.
-    unsafe {
-        (0..sys::ggml_backend_dev_count())
-            .filter(|&i| {
-                sys::ggml_backend_dev_type(sys::ggml_backend_dev_get(i))
-                    == sys::GGML_BACKEND_DEVICE_TYPE_GPU
-            })
-            .count()
-    }
+/// How many GPUs llama.cpp can offload to: those its loaded backends registered (none before
+/// the backend is loaded: `cpu_backend::load`, or any deploy).
+pub fn gpu_count() -> usize {
+    gpus().len()
 }
 
 /// Free memory of the GPUs llama.cpp can offload to (0 without any).
 fn gpu_free_memory() -> u64 {
+    gpus()
+        .into_iter()
+        .map(|dev| {
+            let (mut free, mut total) = (0usize, 0usize);
+            // SAFETY: a registered device; the query changes nothing.
+            unsafe { llama_cpp_sys_2::ggml_backend_dev_memory(dev, &mut free, &mut total) };
+            free as u64
+        })
+        .sum()
+}
+
+/// The GPU devices of llama.cpp's registered backends.
+fn gpus() -> Vec<llama_cpp_sys_2::ggml_backend_dev_t> {
     use llama_cpp_sys_2 as sys;
-    // SAFETY: device enumeration and memory queries of registered backends; no state changes.
+    // SAFETY: device enumeration of registered backends; no state changes.
     unsafe {
         (0..sys::ggml_backend_dev_count())
             .map(|i| sys::ggml_backend_dev_get(i))
             .filter(|&dev| sys::ggml_backend_dev_type(dev) == sys::GGML_BACKEND_DEVICE_TYPE_GPU)
-            .map(|dev| {
-                let (mut free, mut total) = (0usize, 0usize);
-                sys::ggml_backend_dev_memory(dev, &mut free, &mut total);
-                free as u64
-            })
-            .sum()
+            .collect()
     }
 }
 
