@@ -20,9 +20,26 @@ pub fn levels(var: &str, default: &str) -> Vec<usize> {
 
 /// One streamed request: (time to first text, decode tokens/s after it, text pieces).
 pub fn timed_stream(registry: &Registry, req: ChatCompletionRequest) -> (Duration, f64, u32) {
-    let start = Instant::now();
+    let timed = timed_stream_from(registry, req, Instant::now());
+    let decoding = (timed.end - timed.first).as_secs_f64();
+    (
+        timed.first,
+        f64::from(timed.pieces.saturating_sub(1)) / decoding,
+        timed.pieces,
+    )
+}
+
+/// When one streamed request's first text and its end came, counted from `start` (a start
+/// shared by requests sent together), and how many pieces of text it streamed.
+pub struct Timed {
+    pub first: Duration,
+    pub end: Duration,
+    pub pieces: u32,
+}
+
+pub fn timed_stream_from(registry: &Registry, req: ChatCompletionRequest, start: Instant) -> Timed {
     let mut stream = registry.chat_stream(req).unwrap();
-    let mut first: Option<Instant> = None;
+    let mut first = None;
     let mut pieces = 0u32;
     while let Some(chunk) = stream.next_blocking() {
         let chunk = chunk.unwrap();
@@ -32,16 +49,15 @@ pub fn timed_stream(registry: &Registry, req: ChatCompletionRequest) -> (Duratio
             .and_then(|c| c.delta.content.as_deref())
             .is_some_and(|t| !t.is_empty())
         {
-            first.get_or_insert_with(Instant::now);
+            first.get_or_insert_with(|| start.elapsed());
             pieces += 1;
         }
     }
-    let first = first.expect("some text");
-    (
-        first - start,
-        f64::from(pieces.saturating_sub(1)) / first.elapsed().as_secs_f64(),
+    Timed {
+        first: first.expect("some text"),
+        end: start.elapsed(),
         pieces,
-    )
+    }
 }
 
 /// What a service did for a set of requests sent at once, each on its own thread.

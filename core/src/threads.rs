@@ -123,7 +123,8 @@ impl<'m> PooledContext<'m> {
 
     /// Leaves steps unguarded: for a model whose every layer runs on a GPU, the pool computes
     /// almost nothing, and its step times (learned from the GPU's) vary more than the budget
-    /// allows: one step in about 400 was stopped and redone on an H200 (README, "GPU").
+    /// allows: one step in about 400 was stopped and redone on an H200 (benches/RESULTS.md,
+    /// "GPU").
     pub fn unguarded(mut self) -> Self {
         self.guarded = false;
         self

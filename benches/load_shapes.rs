@@ -3,15 +3,21 @@
 //! requests in a loop (aggregate tokens/s). Each shape deploys a fresh service, so no prompt is
 //! cached before it starts.
 //!
-//! `cargo run --release --example load_shapes`; environment: SHAPE_THREADS (default 2),
-//! SHAPE_TOKENS (answer length, default 32), SHAPE_CLIENTS (default 16), SHAPE_REQUESTS (per
-//! client, default 4), SHAPE_SLOTS (default 4), SHAPE_MODEL (default SmolLM2).
+//! `cargo bench -p modelservice --bench load_shapes` (`make bench-peers` runs the same shapes over
+//! HTTP beside llama-server); environment: SHAPE_THREADS (default 2), SHAPE_TOKENS (answer
+//! length, default 32), SHAPE_CLIENTS (default 16), SHAPE_REQUESTS (per client, default 4),
+//! SHAPE_SLOTS (default 4), SHAPE_MODEL (default SmolLM2).
+
+// The shared bench helpers; this bench uses only the stream timer.
+#[allow(dead_code)]
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use modelservice::{ChatCompletionRequest, ChatMessage, Registry, ServiceSpec};
+use support::{timed_stream_from, Timed};
 
 const QUESTIONS: [&str; 4] = [
     "What is the capital of France?",
@@ -45,24 +51,6 @@ fn request(access: &str, question: &str, tokens: u32) -> ChatCompletionRequest {
     req
 }
 
-/// (time to first text, time to the end) of one streamed request.
-fn timed(registry: &Registry, req: ChatCompletionRequest, start: Instant) -> (Duration, Duration) {
-    let mut stream = registry.chat_stream(req).unwrap();
-    let mut first = None;
-    while let Some(chunk) = stream.next_blocking() {
-        let chunk = chunk.unwrap();
-        if chunk
-            .choices
-            .first()
-            .and_then(|c| c.delta.content.as_deref())
-            .is_some_and(|t| !t.is_empty())
-        {
-            first.get_or_insert_with(|| start.elapsed());
-        }
-    }
-    (first.unwrap_or_else(|| start.elapsed()), start.elapsed())
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -76,18 +64,18 @@ fn fresh_prompts(tokens: u32) {
         .map(|q| {
             let registry = registry.clone();
             let req = request("shape/concurrent", q, tokens);
-            std::thread::spawn(move || timed(&registry, req, start))
+            std::thread::spawn(move || timed_stream_from(&registry, req, start))
         })
         .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let mean = results.iter().map(|r| ms(r.0)).sum::<f64>() / 4.0;
-    let max = results.iter().map(|r| ms(r.0)).fold(0.0, f64::max);
-    let total = results.iter().map(|r| ms(r.1)).fold(0.0, f64::max);
+    let results: Vec<Timed> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let mean = results.iter().map(|r| ms(r.first)).sum::<f64>() / 4.0;
+    let max = results.iter().map(|r| ms(r.first)).fold(0.0, f64::max);
+    let total = results.iter().map(|r| ms(r.end)).fold(0.0, f64::max);
     let copies = registry
         .retrieve("shape/concurrent")
         .unwrap()
         .stats
-        .prefix_copies_or_zero();
+        .prefix_copies;
     println!(
         "4 concurrent fresh prompts   first token mean {mean:6.0} ms  max {max:6.0} ms   all done {total:6.0} ms   (prefix copies: {copies})"
     );
@@ -98,9 +86,12 @@ fn fresh_prompts(tokens: u32) {
     let results: Vec<_> = QUESTIONS
         .iter()
         .map(|q| {
-            let t = Instant::now();
-            let (first, _) = timed(&registry, request("shape/serial", q, tokens), t);
-            first
+            timed_stream_from(
+                &registry,
+                request("shape/serial", q, tokens),
+                Instant::now(),
+            )
+            .first
         })
         .collect();
     let mean = results.iter().map(|&d| ms(d)).sum::<f64>() / 4.0;
@@ -143,20 +134,6 @@ fn many_clients(slots: usize, clients: usize, requests: usize, tokens: u32) {
         generated as f64 / elapsed,
         failed.load(Ordering::Relaxed)
     );
-}
-
-/// Stats of older builds lack `prefix_copies`; this example runs against both.
-trait PrefixCopies {
-    fn prefix_copies_or_zero(&self) -> u64;
-}
-
-impl PrefixCopies for modelservice::EngineStats {
-    fn prefix_copies_or_zero(&self) -> u64 {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.get("prefix_copies").and_then(|c| c.as_u64()))
-            .unwrap_or(0)
-    }
 }
 
 fn main() {
