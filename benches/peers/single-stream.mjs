@@ -118,6 +118,22 @@ function startChild(side) {
   }
 }
 
+/** Mean of per-answer ratios with its 95% confidence interval (Student's t), where `target` falls. */
+function interval(ratios, target, higherIsBetter) {
+  const n = ratios.length
+  const m = ratios.reduce((a, b) => a + b, 0) / n
+  if (n < 2) return `mean ${m.toFixed(2)} (one answer: no interval)`
+  const sd = Math.sqrt(ratios.reduce((a, r) => a + (r - m) ** 2, 0) / (n - 1))
+  // Two-sided 95% quantiles of Student's t for 1..=10 degrees of freedom, then ~1.96 + 2.4/df.
+  const T95 = [12.71, 4.3, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23]
+  const t = T95[n - 2] ?? 1.96 + 2.4 / (n - 1)
+  const [lo, hi] = [m - (t * sd) / Math.sqrt(n), m + (t * sd) / Math.sqrt(n)]
+  const met = higherIsBetter ? lo >= target : hi <= target
+  const missed = higherIsBetter ? hi < target : lo > target
+  const verdict = met ? 'meets' : missed ? 'misses' : 'cannot tell'
+  return `mean ${m.toFixed(2)}, 95% interval ${lo.toFixed(2)}-${hi.toFixed(2)}: ${verdict} the target ${higherIsBetter ? '>=' : '<='} ${target}`
+}
+
 const fmt = (xs, digits) => {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length
   return { mean, text: `${mean.toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})` }
@@ -157,6 +173,11 @@ async function parent() {
   for (const [name, key] of [['decode tokens/s (mean, range)', 'decode'], ['first token ms', 'first'], ['answer s', 'total']]) {
     console.log(`${name.padEnd(31)}${a[key].text.padEnd(25)}${b[key].text.padEnd(25)}${(a[key].mean / b[key].mean).toFixed(2)}`)
   }
+  // Answers alternate, so answer i of each side shares its minutes: ratio them pair by pair.
+  const pairs = (f) => results.ours.map((r, i) => f(r) / f(results['node-llama-cpp'][i]))
+  const decodeRate = (r) => (r.tokens - 1) / (r.total - r.first)
+  console.log(`  decode, answer by answer: ${interval(pairs(decodeRate), 1, true)}`)
+  console.log(`  first token, answer by answer: ${interval(pairs((r) => r.first), 1, false)}`)
 }
 
 if (process.argv[2]) await child(process.argv[2])

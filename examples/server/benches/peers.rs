@@ -317,6 +317,34 @@ fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
+/// The many-clients target: ours / llama-server tokens/s.
+const LOAD_TARGET: f64 = 1.05;
+
+/// The mean of per-round ratios with its 95% confidence interval (Student's t), and where
+/// `target` falls: a round swings by ±10% on these machines, so one mean alone can mislead.
+fn interval(ratios: &[f64], target: f64) -> String {
+    let n = ratios.len();
+    let m = mean(ratios);
+    if n < 2 {
+        return format!("mean {m:.2} (one round: no interval)");
+    }
+    let var = ratios.iter().map(|r| (r - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+    // Two-sided 95% quantiles of Student's t for 1..=10 degrees of freedom, then ~1.96 + 2.4/df.
+    const T95: [f64; 10] = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23];
+    let df = n - 1;
+    let t = T95.get(df - 1).copied().unwrap_or(1.96 + 2.4 / df as f64);
+    let half = t * (var / n as f64).sqrt();
+    let (lo, hi) = (m - half, m + half);
+    let verdict = if lo >= target {
+        "above"
+    } else if hi < target {
+        "below"
+    } else {
+        "not told apart from"
+    };
+    format!("mean {m:.2}, 95% interval {lo:.2}-{hi:.2}: {verdict} the target {target:.2}")
+}
+
 /// What one server did with four fresh prompts, concurrent and then serial, over the rounds.
 #[derive(Default)]
 struct Fresh {
@@ -591,12 +619,14 @@ async fn under_load(setup: &Setup, rows: &mut Vec<Row>) {
                 }
             }
         }
-        let ratios: Vec<String> = (rates[0].iter().zip(&rates[1]))
-            .map(|(ours, peer)| format!("{:.2}", ours / peer))
+        let ratios: Vec<f64> = (rates[0].iter().zip(&rates[1]))
+            .map(|(ours, peer)| ours / peer)
             .collect();
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "  {slots} slots: ours / llama-server by round {}; our steps stopped by the thread guard {}",
-            ratios.join(" "),
+            "  {slots} slots: ours / llama-server by round {}; {}; our steps stopped by the thread guard {}",
+            shown.join(" "),
+            interval(&ratios, LOAD_TARGET),
             stops.join(" ")
         );
         rows.push(Row {
