@@ -154,8 +154,8 @@ fn steps_stopped_with_several_requests_in_flight_keep_their_answers() {
     if cfg!(feature = "openmp") {
         assert_eq!(stats.stopped_steps, 0);
     } else {
-        // The first step (1 s budget) and at least one retry of the pool 100 ms later, with
-        // the three answers under way.
+        // The warm-up step before the first request (1 s budget) and at least one retry of the
+        // pool 100 ms later, with the three answers under way.
         assert!(stats.stopped_steps >= 2, "{stats:?}");
     }
 }

@@ -14,7 +14,7 @@ use llama_cpp_2::model::LlamaModel;
 use crate::backend::backend;
 use crate::embed_pool::{BatchLimits, EmbedItem, EmbedPool};
 use crate::error::{Error, Result};
-use crate::instance::{instance_stopped, spawn_worker, Counters, WorkerShared};
+use crate::instance::{instance_stopped, spawn_worker, warmed_up, Counters, WorkerShared};
 use crate::threads::{Decoded, PooledContext};
 
 /// How to build an embedding instance's context.
@@ -45,7 +45,9 @@ pub(crate) fn spawn(
             context_lock,
             failure,
         } = shared;
-        let Some(mut ctx) = ready.report(&context_lock, || new_context(&model, &config)) else {
+        let Some(mut ctx) = ready.report(&context_lock, || {
+            new_context(&model, &config).map(|ctx| warmed_up(ctx, &model, &counters))
+        }) else {
             return;
         };
         let mut batch = LlamaBatch::new(config.limits.tokens, 1);

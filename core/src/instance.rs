@@ -143,7 +143,9 @@ pub(crate) fn spawn(
             context_lock,
             failure,
         } = shared;
-        let Some(mut ctx) = ready.report(&context_lock, || new_context(&model, &config)) else {
+        let Some(mut ctx) = ready.report(&context_lock, || {
+            new_context(&model, &config).map(|ctx| warmed_up(ctx, &model, &counters))
+        }) else {
             return;
         };
         let mut worker = Worker::new(id, &model, &config, pool, counters);
@@ -209,6 +211,23 @@ pub(crate) fn spawn_worker(
             "the instance thread stopped while creating its context",
         )),
     }
+}
+
+/// `ctx` after its warm-up decode ([`PooledContext::warm_up`]), which a service's first request
+/// would otherwise pay for; a warm-up the guard stopped counts in `stopped_steps`.
+pub(crate) fn warmed_up<'m>(
+    mut ctx: PooledContext<'m>,
+    model: &LlamaModel,
+    counters: &Counters,
+) -> PooledContext<'m> {
+    match ctx.warm_up(model) {
+        Ok(Decoded::Redone) => {
+            counters.stopped_steps.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Decoded::Once) => {}
+        Err(e) => tracing::warn!(error = %e, "the warm-up decode failed"),
+    }
+    ctx
 }
 
 /// Records why instance `id` stopped (the service then reports `failed`) and returns the

@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use llama_cpp_sys_2 as sys;
 
@@ -128,6 +130,36 @@ impl<'m> PooledContext<'m> {
     pub fn unguarded(mut self) -> Self {
         self.guarded = false;
         self
+    }
+
+    /// Decodes a model's BOS and EOS tokens once and forgets them, before any request, as
+    /// llama.cpp's own programs warm up (common.cpp, "warming up the model"). The first step
+    /// pays for reading the mapped weights in, and this gives the guard a step time to scale
+    /// from: a first step of a size never timed may take only one second, so a long
+    /// first prompt overran it and was decoded again on one thread (589 tokens of SmolLM2 on
+    /// 2 threads: 5.2 s instead of 2.2 s). Where it fails, a request meets the same failure and
+    /// reports it, so the caller may go on.
+    pub fn warm_up(&mut self, model: &LlamaModel) -> std::result::Result<Decoded, String> {
+        let vocab = model.vocab();
+        let n_vocab = vocab.n_tokens();
+        let mut tokens: Vec<LlamaToken> = [vocab.bos(), vocab.eos()]
+            .into_iter()
+            .filter(|t| crate::guards::token_in_vocab(t.0, n_vocab))
+            .collect();
+        tokens.dedup();
+        if tokens.is_empty() {
+            tokens.push(LlamaToken(0));
+        }
+        let mut batch = LlamaBatch::new(tokens.len(), 1);
+        for (pos, &token) in tokens.iter().enumerate() {
+            let last = pos + 1 == tokens.len();
+            batch
+                .add(token, pos as i32, &[0], last)
+                .map_err(|e| e.to_string())?;
+        }
+        let decoded = self.decode_step(&mut batch, |ctx| ctx.clear_kv_cache());
+        self.ctx.clear_kv_cache();
+        decoded.map_err(|e| e.to_string())
     }
 
     /// Decodes `batch` (llama_decode), guarding against a collapsed pool: a step that runs far
@@ -594,6 +626,33 @@ mod tests {
         );
         assert!(alone, "steps run on one thread after a stop");
         assert_eq!(answer, expected);
+    }
+
+    #[test]
+    fn a_warm_up_times_a_step_and_leaves_the_cache_empty() {
+        let (backend, model) = smollm2();
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(256))
+            .with_n_threads(2)
+            .with_n_threads_batch(2);
+        let mut ctx = PooledContext::new(model.new_context(backend, params).unwrap(), 2).unwrap();
+        ctx.guarded = true;
+        assert_eq!(
+            ctx.times.budget(512),
+            StepTimes::UNTIMED,
+            "nothing timed yet"
+        );
+        ctx.warm_up(&model).expect("warm-up");
+        assert_ne!(
+            ctx.times.budget(512),
+            StepTimes::UNTIMED,
+            "a long first prompt's budget scales from the warm-up's step"
+        );
+        assert_eq!(
+            ctx.kv_cache_seq_pos_max(0),
+            -1,
+            "the warm-up's tokens are forgotten"
+        );
     }
 
     #[test]
