@@ -131,7 +131,9 @@ fn encode(
     let tokens = batch.n_tokens() as u64;
     // Forget the batch (a decoder embedder keeps it in its KV cache; an encoder has none).
     let cleanup = |ctx: &mut LlamaContext<'_>| ctx.clear_kv_cache();
-    let decoded = ctx.decode_step(batch, cleanup);
+    // Each input attends at most the whole batch.
+    let context = usize::try_from(batch.n_tokens()).unwrap_or(0);
+    let decoded = ctx.decode_step(batch, context, cleanup);
     if let Ok(Decoded::Redone) = decoded {
         counters.stopped_steps.fetch_add(1, Ordering::Relaxed);
     }

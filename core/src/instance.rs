@@ -616,7 +616,16 @@ impl<'m> Worker<'m> {
         };
         #[cfg(test)]
         tests::stop_if_wanted(ctx, &feed);
-        let decoded = ctx.decode_step(batch, undo);
+        // The cells the step's longest sequence reaches: attention grows with them.
+        let context = self
+            .slots
+            .iter()
+            .zip(&feed)
+            .filter(|(_, &take)| take > 0)
+            .map(|(slot, _)| slot.cached.len())
+            .max()
+            .unwrap_or(0);
+        let decoded = ctx.decode_step(batch, context, undo);
         if let Ok(Decoded::Redone) = decoded {
             self.counters.stopped_steps.fetch_add(1, Ordering::Relaxed);
         }

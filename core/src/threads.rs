@@ -157,31 +157,35 @@ impl<'m> PooledContext<'m> {
                 .add(token, pos as i32, &[0], last)
                 .map_err(|e| e.to_string())?;
         }
-        let decoded = self.decode_step(&mut batch, |ctx| ctx.clear_kv_cache());
+        let decoded = self.decode_step(&mut batch, tokens.len(), |ctx| ctx.clear_kv_cache());
         self.ctx.clear_kv_cache();
         decoded.map_err(|e| e.to_string())
     }
 
     /// Decodes `batch` (llama_decode), guarding against a collapsed pool: a step that runs far
-    /// past the time its size has taken before is aborted, `undo` removes from the KV cache
-    /// what the batch wrote to it (llama.cpp keeps the ubatches that finished), and the step is
-    /// decoded again on the calling thread alone. The answer is the same either way.
+    /// past the time steps of its size and context have taken before is aborted, `undo` removes
+    /// from the KV cache what the batch wrote to it (llama.cpp keeps the ubatches that
+    /// finished), and the step is decoded again on the calling thread alone. The answer is the
+    /// same either way. `context`: the cells the batch's longest sequence reaches, its own
+    /// tokens included.
     pub fn decode_step(
         &mut self,
         batch: &mut LlamaBatch<'_>,
+        context: usize,
         undo: impl FnOnce(&mut LlamaContext<'m>),
     ) -> std::result::Result<Decoded, DecodeError> {
         let tokens = usize::try_from(batch.n_tokens()).unwrap_or(0);
+        let step = (tokens, context);
         if !self.guarded || self.threads == 1 {
             return self.ctx.decode(batch).map(|()| Decoded::Once);
         }
         if let Mode::Alone { retry_at, .. } = self.mode {
             if Instant::now() < retry_at {
-                return self.decode_alone(batch, tokens).map(|()| Decoded::Once);
+                return self.decode_alone(batch, step).map(|()| Decoded::Once);
             }
             self.use_pool(true);
         }
-        let budget = self.times.budget(tokens);
+        let budget = self.times.budget(tokens, context);
         // Tests that stop steps by node count keep a busy machine from stopping others.
         #[cfg(test)]
         let budget = if self.time_limits {
@@ -210,6 +214,7 @@ impl<'m> PooledContext<'m> {
                     tracing::warn!(
                         threads = self.threads,
                         tokens,
+                        context,
                         took_ms = took.as_millis() as u64,
                         "a decode step overran its deadline (the pool's threads lack free \
                          cores); steps run on one thread for a while"
@@ -226,7 +231,7 @@ impl<'m> PooledContext<'m> {
                     retry_at: Instant::now() + backoff,
                     backoff: (backoff * 2).min(MAX_BACKOFF),
                 };
-                self.decode_alone(batch, tokens).map(|()| Decoded::Redone)
+                self.decode_alone(batch, step).map(|()| Decoded::Redone)
             }
             result => {
                 if result.is_ok() {
@@ -234,7 +239,7 @@ impl<'m> PooledContext<'m> {
                         tracing::debug!(threads = self.threads, "decode steps use the pool again");
                     }
                     self.mode = Mode::Pool;
-                    self.times.pool_took(tokens, took);
+                    self.times.pool_took(tokens, context, took);
                 }
                 result.map(|()| Decoded::Once)
             }
@@ -244,13 +249,13 @@ impl<'m> PooledContext<'m> {
     fn decode_alone(
         &mut self,
         batch: &mut LlamaBatch<'_>,
-        tokens: usize,
+        (tokens, context): (usize, usize),
     ) -> std::result::Result<(), DecodeError> {
         let started = Instant::now();
         let decoded = self.ctx.decode(batch);
         if decoded.is_ok() {
             self.times
-                .alone_took(tokens, started.elapsed(), self.threads);
+                .alone_took(tokens, context, started.elapsed(), self.threads);
         }
         decoded
     }
@@ -366,61 +371,97 @@ impl Deadline {
     }
 }
 
-/// Batch sizes are told apart by powers of two: class k holds steps of 2^(k-1) < n ≤ 2^k
-/// tokens (the last class holds all larger ones).
-const CLASSES: usize = 14;
+/// Steps are told apart by powers of two, in two ways: their tokens (class k holds steps of
+/// 2^(k-1) < n ≤ 2^k tokens) and the longest context they attend (the same classes of cells),
+/// since a step's attention grows with its context: one token of SmolLM2 took 7.5 ms after 100
+/// cells and 57 ms after 8,000. The last class holds all larger ones.
+const CLASSES: usize = 24;
 
-/// How long steps of each batch size have taken, to set each step's deadline. The fastest step
-/// is kept, not an average, so that collapsed steps cannot teach the guard to accept them.
-#[derive(Default)]
+/// How long steps of each size and context have taken, to set each step's deadline. The fastest
+/// step is kept, not an average, so that collapsed steps cannot teach the guard to accept them.
 struct StepTimes {
-    pool: [Option<Duration>; CLASSES],
+    /// By token class, then by context class.
+    pool: [[Option<Duration>; CLASSES]; CLASSES],
+}
+
+impl Default for StepTimes {
+    fn default() -> Self {
+        Self {
+            pool: [[None; CLASSES]; CLASSES],
+        }
+    }
 }
 
 impl StepTimes {
-    /// A step this many times slower than its size's fastest is a collapse: one thread alone
+    /// A step this many times slower than its expected time is a collapse: one thread alone
     /// would be done sooner.
     const SLACK: u32 = 4;
     /// Added to every budget, for the scheduler's own noise on short steps.
     const MARGIN: Duration = Duration::from_millis(20);
-    /// The budget of a step of a size never timed: a collapse costs seconds per step.
+    /// The budget of a step when no step was timed yet: a collapse costs seconds per step.
     const UNTIMED: Duration = Duration::from_secs(1);
+    /// Context cells whose attention is taken to cost as much as the rest of a token's work,
+    /// when a step reaches further than any timed: a token's time then grows as (this + cells).
+    /// SmolLM2's is ~1,100 (measured above); a lower figure expects more, so it is safe for
+    /// models whose attention weighs more.
+    const CELLS_PER_TOKEN_WORK: f64 = 256.0;
 
-    fn class(tokens: usize) -> usize {
-        let k = usize::BITS - tokens.saturating_sub(1).leading_zeros();
+    fn class(n: usize) -> usize {
+        let k = usize::BITS - n.saturating_sub(1).leading_zeros();
         (k as usize).min(CLASSES - 1)
     }
 
-    /// The time the pool gets for a step of `tokens` tokens.
-    fn budget(&self, tokens: usize) -> Duration {
-        let class = Self::class(tokens);
-        // A size not timed yet takes no longer than the nearest larger size that was, nor than
-        // the nearest smaller one times the ratio of their sizes (the cost per token falls as
-        // batches grow).
-        let larger = self.pool[class..].iter().flatten().next().copied();
-        let smaller = (0..class)
-            .rev()
-            .find_map(|k| self.pool[k].map(|fastest| fastest * (1 << (class - k))));
-        let expected = match (larger, smaller) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+    /// The time the pool gets for a step of `tokens` tokens whose longest sequence reaches
+    /// `context` cells.
+    fn budget(&self, tokens: usize, context: usize) -> Duration {
+        let (size, reach) = (Self::class(tokens), Self::class(context));
+        // Every step timed bounds this one: one no larger and reaching no further took no
+        // longer; each doubling of the tokens at most doubles a step's time (the cost per token
+        // falls as batches grow), and a longer reach adds attention, linear in the cells.
+        let expected = self
+            .pool
+            .iter()
+            .enumerate()
+            .flat_map(|(s, row)| {
+                row.iter()
+                    .enumerate()
+                    .filter_map(move |(c, fastest)| fastest.map(|t| (s, c, t)))
+            })
+            .map(|(s, c, fastest)| {
+                let sizes = 2f64.powi(size.saturating_sub(s) as i32);
+                let cells = if reach > c {
+                    // From the least the timed step can have reached to the most this one can.
+                    let (from, to) = ((1u64 << c.saturating_sub(1)) as f64, (1u64 << reach) as f64);
+                    (Self::CELLS_PER_TOKEN_WORK + to) / (Self::CELLS_PER_TOKEN_WORK + from)
+                } else {
+                    1.0
+                };
+                fastest.as_secs_f64() * sizes * cells
+            })
+            .min_by(f64::total_cmp);
         match expected {
-            Some(expected) => expected * Self::SLACK + Self::MARGIN,
+            Some(seconds) => Duration::try_from_secs_f64(seconds)
+                .unwrap_or(Duration::MAX)
+                .saturating_mul(Self::SLACK)
+                .saturating_add(Self::MARGIN),
             None => Self::UNTIMED,
         }
     }
 
-    fn pool_took(&mut self, tokens: usize, took: Duration) {
-        let fastest = &mut self.pool[Self::class(tokens)];
+    fn fastest(&mut self, tokens: usize, context: usize) -> &mut Option<Duration> {
+        &mut self.pool[Self::class(tokens)][Self::class(context)]
+    }
+
+    fn pool_took(&mut self, tokens: usize, context: usize, took: Duration) {
+        let fastest = self.fastest(tokens, context);
         *fastest = Some(fastest.map_or(took, |f| f.min(took)));
     }
 
     /// A step on one thread took `took`: the pool may take as long as that shared among its
-    /// threads, whatever it took before (steps grow with the context's length).
-    fn alone_took(&mut self, tokens: usize, took: Duration, threads: i32) {
+    /// threads, whatever it took before.
+    fn alone_took(&mut self, tokens: usize, context: usize, took: Duration, threads: i32) {
         let shared = took / threads.max(1) as u32;
-        let fastest = &mut self.pool[Self::class(tokens)];
+        let fastest = self.fastest(tokens, context);
         *fastest = Some(fastest.map_or(shared, |f| f.max(shared)));
     }
 }
@@ -520,29 +561,65 @@ mod tests {
 
     #[test]
     fn a_step_gets_four_times_the_fastest_of_its_size_and_a_margin() {
+        // Every step here attends the same context, C cells.
+        const C: usize = 1000;
         let mut times = StepTimes::default();
-        assert_eq!(times.budget(1), StepTimes::UNTIMED);
-        times.pool_took(1, 10 * MS);
-        times.pool_took(1, 30 * MS);
-        assert_eq!(times.budget(1), 60 * MS, "4 × the fastest 10 ms + 20 ms");
+        assert_eq!(times.budget(1, C), StepTimes::UNTIMED);
+        times.pool_took(1, C, 10 * MS);
+        times.pool_took(1, C, 30 * MS);
+        assert_eq!(times.budget(1, C), 60 * MS, "4 × the fastest 10 ms + 20 ms");
         // A size not timed yet takes no longer than a larger size that was, nor than a smaller
         // one times the ratio of their sizes.
-        assert_eq!(times.budget(3), 180 * MS, "4 × 4 × 10 ms + 20 ms");
-        times.pool_took(128, 100 * MS);
-        assert_eq!(times.budget(3), 180 * MS);
-        assert_eq!(times.budget(65), 420 * MS, "4 × 100 ms + 20 ms");
+        assert_eq!(times.budget(3, C), 180 * MS, "4 × 4 × 10 ms + 20 ms");
+        times.pool_took(128, C, 100 * MS);
+        assert_eq!(times.budget(3, C), 180 * MS);
+        assert_eq!(times.budget(65, C), 420 * MS, "4 × 100 ms + 20 ms");
         // Larger than any size timed: the largest one times the ratio of their sizes.
-        assert_eq!(times.budget(129), 820 * MS, "4 × 2 × 100 ms + 20 ms");
+        assert_eq!(times.budget(129, C), 820 * MS, "4 × 2 × 100 ms + 20 ms");
         // One thread took 200 ms for a token: two threads may take 100 ms, whatever they took
-        // before (a longer context makes every step slower).
-        times.alone_took(1, 200 * MS, 2);
-        assert_eq!(times.budget(1), 420 * MS);
-        times.alone_took(1, 40 * MS, 2);
+        // before.
+        times.alone_took(1, C, 200 * MS, 2);
+        assert_eq!(times.budget(1, C), 420 * MS);
+        times.alone_took(1, C, 40 * MS, 2);
         assert_eq!(
-            times.budget(1),
+            times.budget(1, C),
             420 * MS,
             "the pool's time is not lowered by one thread"
         );
+    }
+
+    #[test]
+    fn a_step_may_take_longer_the_longer_its_context() {
+        let mut times = StepTimes::default();
+        // One token after 100 cells (class 65-128): 8 ms. After 8,000 cells (4,097-8,192) a
+        // token may take (256 + 8,192) / (256 + 64) times as long until a step that long is
+        // timed.
+        times.pool_took(1, 100, 8 * MS);
+        assert_eq!(times.budget(1, 8000), budget(8.0 * 8448.0 / 320.0));
+        times.pool_took(1, 8000, 57 * MS);
+        assert_eq!(times.budget(1, 8000), 248 * MS, "4 × 57 ms + 20 ms");
+        assert_eq!(
+            times.budget(1, 100),
+            52 * MS,
+            "short contexts keep their budget"
+        );
+        // A larger step timed at a longer context bounds a smaller one at a shorter context.
+        times.pool_took(512, 8000, 3000 * MS);
+        assert_eq!(times.budget(58, 4000), 12_020 * MS, "4 × 3,000 ms + 20 ms");
+        assert_eq!(
+            times.budget(600, 8000),
+            24_020 * MS,
+            "4 × 2 × 3,000 ms + 20 ms"
+        );
+        // Short contexts add little: a first prompt of 20 tokens after a warm-up of 2.
+        let mut times = StepTimes::default();
+        times.pool_took(2, 2, 4 * MS);
+        assert_eq!(times.budget(20, 20), budget(4.0 * 16.0 * 288.0 / 257.0));
+    }
+
+    /// 4 × `ms` + 20 ms, as the guard rounds it.
+    fn budget(ms: f64) -> Duration {
+        Duration::try_from_secs_f64(ms / 1000.0).unwrap() * StepTimes::SLACK + StepTimes::MARGIN
     }
 
     /// Greedy continuation of `prompt` (one sequence), each step through `decode_step`; how the
@@ -556,11 +633,12 @@ mod tests {
         let mut batch = LlamaBatch::new(prompt.len(), 1);
         batch.add_sequence(prompt, 0, false).unwrap();
         let mut from = 0;
+        let mut context = prompt.len();
         let mut answer = Vec::new();
         let mut prompt_step = (Decoded::Once, false);
         loop {
             let decoded = ctx
-                .decode_step(&mut batch, |ctx| {
+                .decode_step(&mut batch, context, |ctx| {
                     ctx.kv_cache_seq_rm(0, Some(from), None).unwrap();
                 })
                 .expect("decode");
@@ -575,6 +653,7 @@ mod tests {
                 return (answer, prompt_step.0, prompt_step.1);
             }
             from = (prompt.len() + answer.len() - 1) as u32;
+            context = from as usize + 1;
             batch.clear();
             batch.add(token, from as i32, &[0], true).unwrap();
         }
@@ -638,13 +717,13 @@ mod tests {
         let mut ctx = PooledContext::new(model.new_context(backend, params).unwrap(), 2).unwrap();
         ctx.guarded = true;
         assert_eq!(
-            ctx.times.budget(512),
+            ctx.times.budget(512, 512),
             StepTimes::UNTIMED,
             "nothing timed yet"
         );
         ctx.warm_up(&model).expect("warm-up");
         assert_ne!(
-            ctx.times.budget(512),
+            ctx.times.budget(512, 512),
             StepTimes::UNTIMED,
             "a long first prompt's budget scales from the warm-up's step"
         );
