@@ -402,8 +402,8 @@ impl StepTimes {
     const UNTIMED: Duration = Duration::from_secs(1);
     /// Context cells whose attention is taken to cost as much as the rest of a token's work,
     /// when a step reaches further than any timed: a token's time then grows as (this + cells).
-    /// SmolLM2's is ~1,100 (measured above); a lower figure expects more, so it is safe for
-    /// models whose attention weighs more.
+    /// SmolLM2's is ~1,100 and Gemma 3 270M's ~37,000 (benches/RESULTS.md); a lower figure
+    /// expects more, so it is safe for models whose attention weighs more.
     const CELLS_PER_TOKEN_WORK: f64 = 256.0;
 
     fn class(n: usize) -> usize {
