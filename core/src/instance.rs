@@ -220,6 +220,9 @@ pub(crate) fn warmed_up<'m>(
     model: &LlamaModel,
     counters: &Counters,
 ) -> PooledContext<'m> {
+    // A context exists, so exit may be guarded now; it waits for the warm-up's decode.
+    crate::shutdown::install();
+    let _busy = crate::shutdown::enter();
     match ctx.warm_up(model) {
         Ok(Decoded::Redone) => {
             counters.stopped_steps.fetch_add(1, Ordering::Relaxed);
