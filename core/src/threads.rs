@@ -133,11 +133,11 @@ impl<'m> PooledContext<'m> {
     }
 
     /// Decodes a model's BOS and EOS tokens once and forgets them, before any request, as
-    /// llama.cpp's own programs warm up (common.cpp, "warming up the model"). The first step
-    /// pays for reading the mapped weights in, and this gives the guard a step time to scale
-    /// from: a first step of a size never timed may take only one second, so a long
-    /// first prompt overran it and was decoded again on one thread (589 tokens of SmolLM2 on
-    /// 2 threads: 5.2 s instead of 2.2 s). Where it fails, a request meets the same failure and
+    /// llama.cpp's own programs warm up (common.cpp, "warming up the model"). It touches the
+    /// mapped weights before a request does, and it gives the guard a step time to scale from:
+    /// before any step was timed a step may take only one second, so a long first prompt
+    /// overran it and was decoded again on one thread (589 tokens of SmolLM2 on 2 threads:
+    /// 5.2 s instead of 2.2 s). Where it fails, a request meets the same failure and
     /// reports it, so the caller may go on.
     pub fn warm_up(&mut self, model: &LlamaModel) -> std::result::Result<Decoded, String> {
         let vocab = model.vocab();
@@ -175,13 +175,14 @@ impl<'m> PooledContext<'m> {
         undo: impl FnOnce(&mut LlamaContext<'m>),
     ) -> std::result::Result<Decoded, DecodeError> {
         let tokens = usize::try_from(batch.n_tokens()).unwrap_or(0);
-        let step = (tokens, context);
         if !self.guarded || self.threads == 1 {
             return self.ctx.decode(batch).map(|()| Decoded::Once);
         }
         if let Mode::Alone { retry_at, .. } = self.mode {
             if Instant::now() < retry_at {
-                return self.decode_alone(batch, step).map(|()| Decoded::Once);
+                return self
+                    .decode_alone(batch, tokens, context)
+                    .map(|()| Decoded::Once);
             }
             self.use_pool(true);
         }
@@ -231,7 +232,8 @@ impl<'m> PooledContext<'m> {
                     retry_at: Instant::now() + backoff,
                     backoff: (backoff * 2).min(MAX_BACKOFF),
                 };
-                self.decode_alone(batch, step).map(|()| Decoded::Redone)
+                self.decode_alone(batch, tokens, context)
+                    .map(|()| Decoded::Redone)
             }
             result => {
                 if result.is_ok() {
@@ -249,7 +251,8 @@ impl<'m> PooledContext<'m> {
     fn decode_alone(
         &mut self,
         batch: &mut LlamaBatch<'_>,
-        (tokens, context): (usize, usize),
+        tokens: usize,
+        context: usize,
     ) -> std::result::Result<(), DecodeError> {
         let started = Instant::now();
         let decoded = self.ctx.decode(batch);
@@ -402,8 +405,8 @@ impl StepTimes {
     const UNTIMED: Duration = Duration::from_secs(1);
     /// Context cells whose attention is taken to cost as much as the rest of a token's work,
     /// when a step reaches further than any timed: a token's time then grows as (this + cells).
-    /// SmolLM2's is ~1,100 and Gemma 3 270M's ~37,000 (benches/RESULTS.md); a lower figure
-    /// expects more, so it is safe for models whose attention weighs more.
+    /// A lower figure expects more growth, so this one bounds every model whose own figure is
+    /// higher: SmolLM2's is ~1,100 and Gemma 3 270M's ~37,000 (benches/RESULTS.md).
     const CELLS_PER_TOKEN_WORK: f64 = 256.0;
 
     fn class(n: usize) -> usize {

@@ -335,14 +335,15 @@ fn interval(ratios: &[f64], target: f64) -> String {
     let t = T95.get(df - 1).copied().unwrap_or(1.96 + 2.4 / df as f64);
     let half = t * (var / n as f64).sqrt();
     let (lo, hi) = (m - half, m + half);
+    // The words of the single stream's verdict (benches/peers/single-stream.mjs).
     let verdict = if lo >= target {
-        "above"
+        "meets"
     } else if hi < target {
-        "below"
+        "misses"
     } else {
-        "not told apart from"
+        "cannot tell"
     };
-    format!("mean {m:.2}, 95% interval {lo:.2}-{hi:.2}: {verdict} the target {target:.2}")
+    format!("mean {m:.2}, 95% interval {lo:.2}-{hi:.2}: {verdict} the target >= {target:.2}")
 }
 
 /// What one server did with four fresh prompts, concurrent and then serial, over the rounds.
