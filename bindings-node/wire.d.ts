@@ -252,7 +252,10 @@ export interface ContentPart {
 
 /** The build of llama.cpp's CPU backend that runs the services of this process. */
 export interface CpuBackend {
-  /** Instruction-set features that backend was built with (e.g. `AVX512`, `AMX_INT8`). */
+  /**
+   * Instruction-set features that backend was built with (e.g. `AVX512`, `AMX_INT8`), then our
+   * own kernels built into it (`MODELSERVICE_Q4_1_GEMM`: batches of Q4_1 weights, AVX2 and up).
+   */
   features: string[]
   /**
    * The variant picked at run time for this processor (e.g. `sapphirerapids`, `haswell`),

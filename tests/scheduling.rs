@@ -334,3 +334,38 @@ fn the_choices_of_one_request_decode_its_prompt_once() {
         );
     }
 }
+
+/// A token's log probabilities do not depend on how many sequences share its step: llama.cpp
+/// decodes a lone token with its row-by-column kernel and a batch of Q4_1 weights with ours
+/// (`cmake/q4_1_gemm.c`), which must give the same floats. Five choices decode in steps of five
+/// (tiles of 4 and 1 tokens), three in steps of three; each must match the lone answer token for
+/// token.
+#[test]
+fn a_token_decoded_in_a_batch_has_the_log_probabilities_it_has_alone() {
+    let registry = Registry::new();
+    let mut five_slots = spec("sched/batch", smollm2());
+    five_slots.slots = 5;
+    five_slots.threads = Some(2);
+    registry.deploy(five_slots).unwrap();
+    let question = "Describe the water cycle for a child.";
+    let mut lone = greedy("sched/batch", question, 24);
+    lone.logprobs = Some(true);
+    lone.top_logprobs = Some(3);
+    let alone = registry.chat_blocking(lone.clone()).unwrap();
+    assert_eq!(alone.usage.completion_tokens, 24, "{}", content(&alone));
+    for n in [5, 3] {
+        let mut req = lone.clone();
+        req.n = Some(n);
+        let choices = registry.chat_blocking(req).unwrap();
+        assert_eq!(choices.choices.len(), n as usize);
+        for choice in &choices.choices {
+            assert_eq!(choice.message.content, alone.choices[0].message.content);
+            assert_eq!(
+                serde_json::to_string(&choice.logprobs).unwrap(),
+                serde_json::to_string(&alone.choices[0].logprobs).unwrap(),
+                "n = {n}, choice {}: a token's log probabilities changed in a batch",
+                choice.index
+            );
+        }
+    }
+}

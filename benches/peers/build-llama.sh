@@ -6,6 +6,8 @@
 #   PEERS_CPU=avx2      one built-in AVX2 backend: the flags llama-cpp-sys-2 sets for our default build
 #   PEERS_OPENMP=OFF    ggml's own thread pool instead of OpenMP (build-<cpu>-threadpool), for
 #                       `benches/peers/threads`
+#   PEERS_Q4_1_GEMM=ON  with our Q4_1 kernel (cmake/q4_1_gemm.c; build-<cpu>-q4_1gemm), to time the
+#                       kernel alone in llama.cpp's own programs; the peers are llama.cpp as shipped
 #   PEERS_TARGETS       the programs to build (default: llama-server llama-batched-bench llama-bench)
 # Prints the directory that holds the binaries.
 set -euo pipefail
@@ -15,8 +17,10 @@ version=0.3.36
 dir=$root/target/peers
 src=$dir/llama_cpp_python-$version/vendor/llama.cpp
 openmp=${PEERS_OPENMP:-ON}
+gemm=${PEERS_Q4_1_GEMM:-OFF}
 build=$dir/build-$cpu
 [ "$openmp" = OFF ] && build=$build-threadpool
+[ "$gemm" = ON ] && build=$build-q4_1gemm
 mkdir -p "$dir"
 
 if [ ! -f "$src/CMakeLists.txt" ]; then
@@ -26,8 +30,9 @@ fi
 
 # Never GGML_NATIVE or AMX at compile time: such binaries die with "Illegal instruction" here.
 # Release (-O3) with cmake/llama-cpp.cmake, as our llama.cpp is built (.cargo/config.toml): without
-# it GCC's `_tile_loadconfig` breaks the Sapphire Rapids module's AMX kernels at -O3.
-flags=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_PROJECT_INCLUDE=$root/cmake/llama-cpp.cmake -DGGML_NATIVE=OFF -DGGML_OPENMP=$openmp -DLLAMA_CURL=OFF
+# it GCC's `_tile_loadconfig` breaks the Sapphire Rapids module's AMX kernels at -O3. Our Q4_1
+# kernel, which the same file adds, stays out unless PEERS_Q4_1_GEMM=ON.
+flags=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_PROJECT_INCLUDE=$root/cmake/llama-cpp.cmake -DMODELSERVICE_Q4_1_GEMM=$gemm -DGGML_NATIVE=OFF -DGGML_OPENMP=$openmp -DLLAMA_CURL=OFF
     -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON)
 case $cpu in

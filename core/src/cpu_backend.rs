@@ -127,8 +127,9 @@ fn read_info() -> CpuBackend {
     if get_features.is_null() {
         return built_in();
     }
+    let get_features_addr = get_features.cast_const();
     // The module that defines the function is the variant that was loaded.
-    let variant = object_path(get_features.cast_const())
+    let variant = object_path(get_features_addr)
         .and_then(|p| {
             p.file_name()
                 .and_then(|f| variant_name(&f.to_string_lossy()).map(str::to_owned))
@@ -158,7 +159,39 @@ fn read_info() -> CpuBackend {
             }
         }
     }
+    // Our own kernels in that module (cmake/llama-cpp.cmake adds them), after ggml's features.
+    if let Some(module) = object_path(get_features_addr) {
+        features.extend(
+            OUR_KERNELS
+                .iter()
+                .filter(|(symbol, _)| module_defines(&module, symbol))
+                .map(|(_, feature)| (*feature).to_owned()),
+        );
+    }
     CpuBackend { variant, features }
+}
+
+/// Kernels of ours that may be compiled into llama.cpp's CPU modules: the symbol a module defines
+/// where the kernel runs, and the feature it is reported as.
+const OUR_KERNELS: [(&CStr, &str); 1] = [(c"modelservice_q4_1_gemm", "MODELSERVICE_Q4_1_GEMM")];
+
+/// Whether the loaded shared object at `module` exports `symbol`. A module linked into a program
+/// (the built-in backend) is not found this way, so kernels are reported for variant modules.
+fn module_defines(module: &Path, symbol: &CStr) -> bool {
+    let Ok(path) = std::ffi::CString::new(module.to_string_lossy().into_owned()) else {
+        return false;
+    };
+    // SAFETY: RTLD_NOLOAD only looks up an object already loaded (no constructors run); the
+    // handle is released after one symbol lookup.
+    unsafe {
+        let handle = dlopen(path.as_ptr(), RTLD_LAZY | RTLD_NOLOAD);
+        if handle.is_null() {
+            return false;
+        }
+        let found = !dlsym(handle, symbol.as_ptr()).is_null();
+        dlclose(handle);
+        found
+    }
 }
 
 #[repr(C)]
@@ -169,8 +202,15 @@ struct DlInfo {
     saddr: *mut c_void,
 }
 
+// glibc's values (the variant modules are Linux shared objects).
+const RTLD_LAZY: c_int = 0x1;
+const RTLD_NOLOAD: c_int = 0x4;
+
 extern "C" {
     fn dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int;
+    fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void;
+    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    fn dlclose(handle: *mut c_void) -> c_int;
 }
 
 /// The file of the shared object (or program) that holds `addr`.
@@ -239,6 +279,25 @@ mod tests {
         assert!(
             include.ends_with("cmake/llama-cpp.cmake"),
             "CMAKE_PROJECT_INCLUDE={include}; {stale}"
+        );
+    }
+
+    /// `cmake/llama-cpp.cmake` puts our Q4_1 kernel into every CPU module, and the service info
+    /// says so wherever the picked module has AVX2. Without this check a llama.cpp update that
+    /// renamed the CPU targets would drop the kernel silently (and the speed with it).
+    #[test]
+    #[cfg(all(feature = "cpu-variants", target_arch = "x86_64"))]
+    fn the_picked_cpu_module_reports_our_q4_1_kernel_where_it_has_avx2() {
+        crate::backend::backend().expect("llama.cpp backend");
+        let info = read_info();
+        assert_ne!(info.variant, "built-in");
+        let has = |f: &str| info.features.iter().any(|x| x == f);
+        assert_eq!(
+            has("MODELSERVICE_Q4_1_GEMM"),
+            has("AVX2"),
+            "variant {}: {:?}",
+            info.variant,
+            info.features
         );
     }
 

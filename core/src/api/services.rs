@@ -220,7 +220,8 @@ pub struct CpuBackend {
     /// The variant picked at run time for this processor (e.g. `sapphirerapids`, `haswell`),
     /// or `built-in` when one CPU backend is compiled into the library.
     pub variant: String,
-    /// Instruction-set features that backend was built with (e.g. `AVX512`, `AMX_INT8`).
+    /// Instruction-set features that backend was built with (e.g. `AVX512`, `AMX_INT8`), then our
+    /// own kernels built into it (`MODELSERVICE_Q4_1_GEMM`: batches of Q4_1 weights, AVX2 and up).
     pub features: Vec<String>,
 }
 
