@@ -1,9 +1,9 @@
 // A tiled Q4_1 x Q8_1 matrix product for llama.cpp's x86 CPU backends, compiled into each of them
 // by llama-cpp.cmake, which routes ggml-cpu.c's calls of `llamafile_sgemm` here. llama.cpp has no
 // batched kernel for Q4_1 (no repack, no tinyBLAS case): it calls `ggml_vec_dot_q4_1_q8_1` once per
-// row and column, unpacking every weight block again for every token of the batch. A tile of
-// TILE_ROWS weight rows by up to TILE_COLS tokens unpacks each block once per tile and keeps the
-// tile's sums in registers.
+// row and column, unpacking every weight block again for every token of the batch. A tile of 2
+// weight rows by up to 4 tokens unpacks each block once per tile and keeps the tile's sums in
+// registers (2 x 4 was among the fastest shapes timed: benches/RESULTS.md, "Our Q4_1 kernel").
 //
 // Every output is bit for bit what `ggml_vec_dot_q4_1_q8_1` (arch/x86/quants.c) gives for its row
 // and column: the same operations on the same values, in the same order. So a token's logits do
@@ -32,8 +32,6 @@ bool modelservice_sgemm(const struct ggml_compute_params * params, int64_t m, in
 const char modelservice_q4_1_gemm[] = "Q4_1_GEMM";
 
 enum {
-    TILE_ROWS = 2,
-    TILE_COLS = 4,
     // Rows of one job: a few tiles, so that two threads share a 576-row matrix in ~18 jobs each.
     JOB_ROWS = 16,
     // Tokens of one job: 64 Q8_1 columns of a 1,536-wide row are 108 KiB, read again by each tile.
