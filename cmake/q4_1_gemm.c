@@ -67,10 +67,9 @@ static inline __m256 mul_sum_us8_pairs_float(const __m256i ax, const __m256i sy)
 
 // One tile: ROWS x COLS outputs over `nb` blocks. Per output this is the stock kernel's loop:
 // `summs += m * s` and `acc = fma(d0 * d1, xy, acc)` block by block, then hsum(acc) + summs.
-#define Q4_1_TILE(ROWS, COLS)                                                                      \
-    static inline void tile_##ROWS##x##COLS(int64_t nb, const block_q4_1 * x, int64_t lda,          \
-                                            const block_q8_1 * y, int64_t ldb, float * c,          \
-                                            int64_t ldc) {                                         \
+#define Q4_1_TILE(ROWS, COLS)                                                                       \
+    static void tile_##ROWS##x##COLS(int64_t nb, const block_q4_1 * x, int64_t lda,                 \
+                                     const block_q8_1 * y, int64_t ldb, float * c, int64_t ldc) {   \
         __m256 acc[ROWS][COLS];                                                                     \
         float summs[ROWS][COLS];                                                                    \
         for (int r = 0; r < ROWS; ++r) {                                                            \
@@ -116,30 +115,23 @@ Q4_1_TILE(1, 3)
 Q4_1_TILE(1, 2)
 Q4_1_TILE(1, 1)
 
-// Rows [i, i + rows) by columns [j0, j1): full tiles, then the last columns and the last row.
+typedef void (*q4_1_tile)(int64_t nb, const block_q4_1 * x, int64_t lda, const block_q8_1 * y,
+                          int64_t ldb, float * c, int64_t ldc);
+
+// By rows - 1 and tokens - 1: tiles of 2 x 4, then narrower ones for the last rows and tokens.
+static const q4_1_tile TILES[2][4] = {
+    { tile_1x1, tile_1x2, tile_1x3, tile_1x4 },
+    { tile_2x1, tile_2x2, tile_2x3, tile_2x4 },
+};
+
+// `rows` rows (from x, into c) by columns [j0, j1).
 static void q4_1_block(int64_t nb, const block_q4_1 * x, int64_t lda, const block_q8_1 * y,
                        int64_t ldb, float * c, int64_t ldc, int64_t rows, int64_t j0, int64_t j1) {
-    int64_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        const block_q4_1 * xr = x + r * lda;
-        int64_t j = j0;
-        for (; j + 4 <= j1; j += 4) tile_2x4(nb, xr, lda, y + j * ldb, ldb, c + j * ldc + r, ldc);
-        switch (j1 - j) {
-            case 3: tile_2x3(nb, xr, lda, y + j * ldb, ldb, c + j * ldc + r, ldc); break;
-            case 2: tile_2x2(nb, xr, lda, y + j * ldb, ldb, c + j * ldc + r, ldc); break;
-            case 1: tile_2x1(nb, xr, lda, y + j * ldb, ldb, c + j * ldc + r, ldc); break;
-            default: break;
-        }
-    }
-    if (r < rows) {
-        const block_q4_1 * xr = x + r * lda;
-        int64_t j = j0;
-        for (; j + 4 <= j1; j += 4) tile_1x4(nb, xr, lda, y + j * ldb, ldb, c + j * ldc + r, ldc);
-        switch (j1 - j) {
-            case 3: tile_1x3(nb, xr, lda, y + j * ldb, ldb, c + j * ldc + r, ldc); break;
-            case 2: tile_1x2(nb, xr, lda, y + j * ldb, ldb, c + j * ldc + r, ldc); break;
-            case 1: tile_1x1(nb, xr, lda, y + j * ldb, ldb, c + j * ldc + r, ldc); break;
-            default: break;
+    for (int64_t r = 0; r < rows; r += 2) {
+        const int64_t tile_rows = rows - r < 2 ? rows - r : 2;
+        for (int64_t j = j0; j < j1; j += 4) {
+            const int64_t tile_cols = j1 - j < 4 ? j1 - j : 4;
+            TILES[tile_rows - 1][tile_cols - 1](nb, x + r * lda, lda, y + j * ldb, ldb, c + j * ldc + r, ldc);
         }
     }
 }
