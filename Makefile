@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench bench-peers bench-threads gpu-check fuzz soak
+.PHONY: help setup demo test test-rust check-generated schema test-python test-node test-server test-c test-ray lint bench bench-peers bench-kernel bench-threads gpu-check fuzz soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -59,6 +59,9 @@ bench: setup ## throughput, latency and embedding benchmarks against raw llama.c
 
 bench-peers: setup ## our server and Node client beside llama-server, llama-batched-bench and node-llama-cpp (builds them once into target/peers/)
 	benches/peers/run
+
+bench-kernel: setup ## our Q4_1 kernel against llama.cpp's own in llama-batched-bench (two AVX2 builds of the peers' llama.cpp, alternating)
+	benches/peers/kernel
 
 bench-threads: setup ## OpenMP against ggml's own thread pool (llama-bench, two builds), idle and beside a busy neighbour
 	benches/peers/threads
