@@ -127,9 +127,10 @@ fn read_info() -> CpuBackend {
     if get_features.is_null() {
         return built_in();
     }
-    let get_features_addr = get_features.cast_const();
     // The module that defines the function is the variant that was loaded.
-    let variant = object_path(get_features_addr)
+    let module = object_path(get_features.cast_const());
+    let variant = module
+        .as_deref()
         .and_then(|p| {
             p.file_name()
                 .and_then(|f| variant_name(&f.to_string_lossy()).map(str::to_owned))
@@ -160,11 +161,11 @@ fn read_info() -> CpuBackend {
         }
     }
     // Our own kernels in that module (cmake/llama-cpp.cmake adds them), after ggml's features.
-    if let Some(module) = object_path(get_features_addr) {
+    if let Some(module) = &module {
         features.extend(
             OUR_KERNELS
                 .iter()
-                .filter(|(symbol, _)| module_defines(&module, symbol))
+                .filter(|(symbol, _)| module_defines(module, symbol))
                 .map(|(_, feature)| (*feature).to_owned()),
         );
     }
