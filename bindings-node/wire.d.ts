@@ -254,7 +254,8 @@ export interface ContentPart {
 export interface CpuBackend {
   /**
    * Instruction-set features that backend was built with (e.g. `AVX512`, `AMX_INT8`), then our
-   * own kernels built into it (`MODELSERVICE_Q4_1_GEMM`: batches of Q4_1 weights, AVX2 and up).
+   * own kernels built into it (`MODELSERVICE_Q4_1_GEMM`: batches of Q4_1 weights, AVX2 and up;
+   * listed for variant modules only, since a built-in backend's symbols cannot be looked up).
    */
   features: string[]
   /**

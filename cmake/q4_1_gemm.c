@@ -8,7 +8,10 @@
 // Every output is bit for bit what `ggml_vec_dot_q4_1_q8_1` (arch/x86/quants.c) gives for its row
 // and column: the same operations on the same values, in the same order. So a token's logits do
 // not depend on the batch it was decoded in (one token alone still takes the stock kernel), and
-// greedy answers stay identical whether a prompt was computed, reused or copied.
+// greedy answers stay identical whether a prompt was computed, reused or copied. The scalar
+// products (d0 * d1, m * s) are of two halves, exact in a float, so whether the compiler fuses
+// `summs += m * s` (it does in quants.c, not here) changes nothing; the vector sum is an explicit
+// FMA on both sides.
 
 #define GGML_COMMON_DECL_C
 #include "ggml-common.h"

@@ -1,8 +1,10 @@
 //! A new instance decodes two tokens before its first request (its warm-up), so the thread guard
 //! of `core/src/threads.rs` knows how long a step takes before the first prompt comes. Without
 //! it, a first step of a size never timed had one second: on a 2-core machine SmolLM2's first
-//! 512 prompt tokens take about 2 s, so that step was stopped and decoded again on one thread
-//! (589 tokens: 5.2 s instead of 2.2 s).
+//! 512 prompt tokens took about 2 s, so that step was stopped and decoded again on one thread
+//! (589 tokens: 5.2 s instead of 2.2 s). With our Q4_1 kernel a 589-token prompt still takes
+//! 1.7-1.8 s to its first token there (benches/RESULTS.md), over the second; on a machine fast
+//! enough to prefill 512 tokens within it, this test cannot tell.
 //! Alone in its binary: tests running beside it would take the pool's cores, and a pool short of
 //! cores is what the guard stops.
 
